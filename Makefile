@@ -1,0 +1,33 @@
+# The two commands of the quick start: `make demo` and `make test`. Both create .venv when it
+# is missing and install what they need into it.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# glibc returns big buffers to the OS after every op and takes page faults to get them back;
+# these two keep them (reference/performance.md, section 5.1). Used for runs and benchmarks.
+export MALLOC_MMAP_THRESHOLD_ := 33554432
+export MALLOC_TRIM_THRESHOLD_ := 17179869184
+
+.PHONY: demo test test-slow bench gradcheck clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch is pinned to the 2.13.0 CPU wheel in the `test` extra: never a CUDA build.
+	$(PY) -m pip install -q -e ".[test,data,viz]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m tinyvision.demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -q -m slow
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.autograd_overhead
+
+clean:
+	rm -rf $(VENV) runs benchmarks/results .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Benchmarks: tinyvision vs PyTorch on the same shapes, in one process (see runner.py)."""

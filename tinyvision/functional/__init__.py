@@ -1,0 +1,19 @@
+"""Differentiable ops, one Function class each (forward and backward side by side).
+
+Also importable as ``tinyvision.nn.functional``, PyTorch's name for the same thing.
+"""
+from tinyvision.functional.elementwise import (
+    abs, add, cast, clamp, clip, clone, cos, div, eq, exp, ge, gelu, gt, le, leaky_relu, log,
+    log1p, logical_and, logical_not, logical_or, lt, maximum, minimum, mul, ne, neg, pow, relu,
+    rsqrt, sigmoid, silu, sin, softplus, sqrt, sub, tanh, to_device, where)
+from tinyvision.functional.indexing import (gather, getitem, index_select, masked_fill,
+                                            unwrap_index)
+from tinyvision.functional.linalg import linear, matmul
+from tinyvision.functional.loss import (binary_cross_entropy_with_logits, cross_entropy, dropout,
+                                        l1_loss, mse_loss, nll_loss, smooth_l1_loss)
+from tinyvision.functional.reduction import (amax, amin, argmax, argmin, log_softmax, logsumexp,
+                                             max, mean, min, norm, prod, softmax, std, sum, var)
+from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, expand, flatten,
+                                         flip, movedim, pad, permute, repeat, reshape, roll,
+                                         split, squeeze, stack, swapaxes, tile, transpose,
+                                         unflatten, unsqueeze, view)

@@ -1,0 +1,51 @@
+"""Small helpers shared by the ops: dims, operands and argument checks."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from tinyvision.kernels.compat import array_module
+
+
+def normalize_dim(dim: int, ndim: int, op: str) -> int:
+    """A non-negative axis; a dim out of range names the op, the dim and the rank."""
+    rank = max(ndim, 1)
+    if not -rank <= dim < rank:
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor of {ndim} dims "
+                         f"(expected {-rank}..{rank - 1})")
+    return dim % rank
+
+
+def normalize_dims(dim: int | Sequence[int] | None, ndim: int, op: str) -> tuple[int, ...]:
+    """``dim`` as a sorted tuple of non-negative axes; None means every axis."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    axes = tuple(sorted({normalize_dim(int(d), ndim, op) for d in dims}))
+    if ndim == 0:
+        return ()
+    if len(axes) != len(dims):
+        raise ValueError(f"{op}: dim {dim} names an axis twice")
+    return axes
+
+
+def check_broadcast(op: str, a: Any, b: Any) -> None:
+    """Raise a clear error when two shapes cannot broadcast, naming both and the op."""
+    sa, sb = getattr(a, "shape", ()), getattr(b, "shape", ())
+    try:
+        np.broadcast_shapes(sa, sb)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast together") from None
+
+
+def like(value: Any, ref: Any):
+    """A Python number or array as an array on ref's device (dtype left to promotion)."""
+    return array_module(ref).asarray(value)
+
+
+def expand_reduced(grad: Any, shape: tuple[int, ...], axes: tuple[int, ...], keepdim: bool):
+    """Bring the gradient of a reduction back to a shape that broadcasts against the input."""
+    if not keepdim:
+        grad = array_module(grad).expand_dims(grad, axes) if axes else grad
+    return grad

@@ -1,0 +1,568 @@
+"""Elementwise ops: arithmetic, math functions, activations, comparisons.
+
+Each class holds one op: ``forward`` on raw arrays, then ``backward`` with its local
+derivative. Broadcasting needs no code here: the engine sums every gradient back to its
+input's shape (``autograd.function.sum_to``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tinyvision.autograd.function import Context, Function
+from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional._util import check_broadcast
+from tinyvision.kernels.compat import array_module, erf, to_device
+
+
+def _xp(*arrays: Any):
+    return array_module(*arrays)
+
+
+# ------------------------------------------------------------------ arithmetic
+class Add(Function):
+    @staticmethod
+    def forward(ctx: Context, a, b):
+        check_broadcast("add", a, b)
+        return a + b
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d(a+b)/da = d(a+b)/db = 1
+        return grad, grad
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx: Context, a, b):
+        check_broadcast("sub", a, b)
+        return a - b
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        return grad, -grad
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx: Context, a, b):
+        check_broadcast("mul", a, b)
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d(ab)/da = b, d(ab)/db = a
+        a, b = ctx.saved_tensors
+        return (grad * b if ctx.needs_input_grad[0] else None,
+                grad * a if ctx.needs_input_grad[1] else None)
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx: Context, a, b):
+        check_broadcast("div", a, b)
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+        a, b = ctx.saved_tensors
+        ga = grad / b if ctx.needs_input_grad[0] else None
+        gb = -grad * a / (b * b) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx: Context, a, b):
+        check_broadcast("pow", a, b)
+        y = a ** b
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d(a^b)/da = b a^(b-1), d(a^b)/db = a^b ln a
+        a, b, y = ctx.saved_tensors
+        xp = _xp(grad)
+        ga = grad * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
+        gb = None
+        if ctx.needs_input_grad[1]:  # PyTorch's convention: the term is 0 where a == 0
+            gb = grad * y * xp.log(xp.where(a == 0, 1, a))
+        return ga, gb
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        return -grad
+
+
+class Cast(Function):
+    """Change dtype; the gradient goes back in the input's dtype."""
+
+    @staticmethod
+    def forward(ctx: Context, x, dtype):
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        return grad, None
+
+
+class ToDevice(Function):
+    """Copy between host and GPU; the gradient makes the trip back."""
+
+    @staticmethod
+    def forward(ctx: Context, x, device):
+        ctx.device = "cuda" if array_module(x) is not np else "cpu"
+        return to_device(x, device)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        return to_device(grad, ctx.device), None
+
+
+class Clone(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        return grad
+
+
+# ------------------------------------------------------------------ math functions
+class Abs(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        ctx.save_for_backward(x)
+        return _xp(x).abs(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # sign(x), and 0 at the kink, as PyTorch
+        (x,) = ctx.saved_tensors
+        return grad * _xp(x).sign(x)
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        y = _xp(x).exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d e^x = e^x
+        (y,) = ctx.saved_tensors
+        return grad * y
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        ctx.save_for_backward(x)
+        return _xp(x).log(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d ln x = 1/x
+        (x,) = ctx.saved_tensors
+        return grad / x
+
+
+class Log1p(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        ctx.save_for_backward(x)
+        return _xp(x).log1p(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (1 + x)
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        y = _xp(x).sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d sqrt(x) = 1 / (2 sqrt(x))
+        (y,) = ctx.saved_tensors
+        return grad / (2 * y)
+
+
+class Rsqrt(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        y = 1 / _xp(x).sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d x^(-1/2) = -x^(-3/2) / 2
+        (y,) = ctx.saved_tensors
+        return -0.5 * grad * y * y * y
+
+
+class Sin(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        ctx.save_for_backward(x)
+        return _xp(x).sin(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        (x,) = ctx.saved_tensors
+        return grad * _xp(x).cos(x)
+
+
+class Cos(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        ctx.save_for_backward(x)
+        return _xp(x).cos(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        (x,) = ctx.saved_tensors
+        return -grad * _xp(x).sin(x)
+
+
+# ------------------------------------------------------------------ activations
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        y = _xp(x).tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d tanh = 1 - tanh^2
+        (y,) = ctx.saved_tensors
+        return grad * (1 - y * y)
+
+
+def _sigmoid(x):
+    """1 / (1 + e^-x) without overflow: e^-x only ever sees x >= 0, or e^x with x < 0."""
+    xp = _xp(x)
+    z = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + z), z / (1 + z))
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        y = _sigmoid(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d sigma = sigma (1 - sigma)
+        (y,) = ctx.saved_tensors
+        return grad * y * (1 - y)
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        mask = x > 0
+        ctx.save_for_backward(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # 1 where x > 0, else 0 (0 at x == 0, as PyTorch)
+        (mask,) = ctx.saved_tensors
+        return grad * mask
+
+
+class LeakyReLU(Function):
+    @staticmethod
+    def forward(ctx: Context, x, negative_slope):
+        slope = _xp(x).where(x > 0, 1, negative_slope).astype(x.dtype)
+        ctx.save_for_backward(slope)
+        return x * slope
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        (slope,) = ctx.saved_tensors
+        return grad * slope, None
+
+
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+class GELU(Function):
+    """x * Phi(x) (exact, with erf) or PyTorch's tanh approximation."""
+
+    @staticmethod
+    def forward(ctx: Context, x, approximate):
+        xp = _xp(x)
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            return 0.5 * x * (1 + xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1 + erf(x / math.sqrt(2)).astype(x.dtype))
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        (x,) = ctx.saved_tensors
+        xp = _xp(x)
+        if ctx.approximate == "tanh":  # d/dx 0.5x(1+tanh u) = 0.5(1+t) + 0.5x(1-t^2) u'
+            u = _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+            t = xp.tanh(u)
+            du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du), None
+        cdf = 0.5 * (1 + erf(x / math.sqrt(2)).astype(x.dtype))  # d/dx x Phi(x) = Phi + x phi
+        pdf = xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return grad * (cdf + x * pdf), None
+
+
+class SiLU(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        s = _sigmoid(x)
+        ctx.save_for_backward(x, s)
+        return x * s
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d x sigma(x) = sigma (1 + x (1 - sigma))
+        x, s = ctx.saved_tensors
+        return grad * s * (1 + x * (1 - s))
+
+
+class Softplus(Function):
+    """log(1 + e^(beta x)) / beta, linear where beta x > threshold (PyTorch's rule)."""
+
+    @staticmethod
+    def forward(ctx: Context, x, beta, threshold):
+        xp = _xp(x)
+        bx = beta * x
+        ctx.save_for_backward(bx)
+        ctx.threshold = threshold
+        # log(1 + e^z) = max(z, 0) + log1p(e^-|z|): never overflows
+        soft = (xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) / beta
+        return xp.where(bx > threshold, x, soft).astype(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d softplus = sigmoid(beta x)
+        (bx,) = ctx.saved_tensors
+        return _xp(bx).where(bx > ctx.threshold, grad, grad * _sigmoid(bx)), None, None
+
+
+class Clamp(Function):
+    @staticmethod
+    def forward(ctx: Context, x, lo, hi):
+        xp = _xp(x)
+        inside = xp.ones(x.shape, dtype=bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        ctx.save_for_backward(inside)
+        return xp.clip(x, lo, hi).astype(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # 1 inside [lo, hi] (bounds included, as PyTorch)
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None
+
+
+class Maximum(Function):
+    @staticmethod
+    def forward(ctx: Context, a, b):
+        check_broadcast("maximum", a, b)
+        ctx.save_for_backward(a, b)
+        return _xp(a, b).maximum(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # the larger input takes it; a tie splits it in half
+        a, b = ctx.saved_tensors
+        share = (a > b) + 0.5 * (a == b)
+        return grad * share, grad * (1 - share)
+
+
+class Minimum(Function):
+    @staticmethod
+    def forward(ctx: Context, a, b):
+        check_broadcast("minimum", a, b)
+        ctx.save_for_backward(a, b)
+        return _xp(a, b).minimum(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        a, b = ctx.saved_tensors
+        share = (a < b) + 0.5 * (a == b)
+        return grad * share, grad * (1 - share)
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx: Context, condition, a, b):
+        xp = _xp(condition, a, b)
+        if xp.asarray(condition).dtype != bool:
+            raise TypeError(f"where: condition must be a bool tensor, got dtype {xp.asarray(condition).dtype}")
+        check_broadcast("where", condition, a)
+        check_broadcast("where", condition, b)
+        ctx.save_for_backward(condition)
+        return xp.where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # each branch gets the gradient where it was chosen
+        (cond,) = ctx.saved_tensors
+        zero = grad.dtype.type(0)
+        return None, _xp(grad).where(cond, grad, zero), _xp(grad).where(cond, zero, grad)
+
+
+# ------------------------------------------------------------------ public functions
+def add(input: Any, other: Any) -> Tensor:
+    """input + other, broadcast. Gradient: the incoming gradient, summed to each shape."""
+    return Add.apply(input, other)
+
+
+def sub(input: Any, other: Any) -> Tensor:
+    return Sub.apply(input, other)
+
+
+def mul(input: Any, other: Any) -> Tensor:
+    return Mul.apply(input, other)
+
+
+def div(input: Any, other: Any) -> Tensor:
+    return Div.apply(input, other)
+
+
+def pow(input: Any, exponent: Any) -> Tensor:
+    return Pow.apply(input, exponent)
+
+
+def neg(input: Tensor) -> Tensor:
+    return Neg.apply(input)
+
+
+def cast(input: Tensor, dtype: Any) -> Tensor:
+    return Cast.apply(input, np.dtype(dtype))
+
+
+def to_device(input: Tensor, device: str) -> Tensor:
+    return ToDevice.apply(input, device)
+
+
+def clone(input: Tensor) -> Tensor:
+    return Clone.apply(input)
+
+
+def abs(input: Tensor) -> Tensor:
+    return Abs.apply(input)
+
+
+def exp(input: Tensor) -> Tensor:
+    return Exp.apply(input)
+
+
+def log(input: Tensor) -> Tensor:
+    return Log.apply(input)
+
+
+def log1p(input: Tensor) -> Tensor:
+    return Log1p.apply(input)
+
+
+def sqrt(input: Tensor) -> Tensor:
+    return Sqrt.apply(input)
+
+
+def rsqrt(input: Tensor) -> Tensor:
+    return Rsqrt.apply(input)
+
+
+def sin(input: Tensor) -> Tensor:
+    return Sin.apply(input)
+
+
+def cos(input: Tensor) -> Tensor:
+    return Cos.apply(input)
+
+
+def tanh(input: Tensor) -> Tensor:
+    return Tanh.apply(input)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return Sigmoid.apply(input)
+
+
+def relu(input: Tensor) -> Tensor:
+    return ReLU.apply(input)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return LeakyReLU.apply(input, negative_slope)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """Gaussian error linear unit; ``approximate`` is 'none' (erf) or 'tanh', as in PyTorch."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(input, approximate)
+
+
+def silu(input: Tensor) -> Tensor:
+    return SiLU.apply(input)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return Softplus.apply(input, beta, threshold)
+
+
+def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:
+    """Limit to [min, max]; either bound may be None. Gradient 1 inside, 0 outside."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    return Clamp.apply(input, min, max)
+
+
+clip = clamp
+
+
+def maximum(input: Any, other: Any) -> Tensor:
+    return Maximum.apply(input, other)
+
+
+def minimum(input: Any, other: Any) -> Tensor:
+    return Minimum.apply(input, other)
+
+
+def where(condition: Any, input: Any, other: Any) -> Tensor:
+    """``input`` where ``condition`` is True, else ``other`` (all three broadcast)."""
+    return Where.apply(condition, input, other)
+
+
+# ------------------------------------------------------------------ comparisons (no gradient)
+def _compare(op: str, a: Any, b: Any) -> Tensor:
+    a = a.data if isinstance(a, Tensor) else a
+    b = b.data if isinstance(b, Tensor) else b
+    check_broadcast(op, a, b)
+    return Tensor(getattr(_xp(a, b), op)(a, b))
+
+
+def eq(input: Any, other: Any) -> Tensor: return _compare("equal", input, other)
+def ne(input: Any, other: Any) -> Tensor: return _compare("not_equal", input, other)
+def lt(input: Any, other: Any) -> Tensor: return _compare("less", input, other)
+def le(input: Any, other: Any) -> Tensor: return _compare("less_equal", input, other)
+def gt(input: Any, other: Any) -> Tensor: return _compare("greater", input, other)
+def ge(input: Any, other: Any) -> Tensor: return _compare("greater_equal", input, other)
+def logical_and(input: Any, other: Any) -> Tensor: return _compare("logical_and", input, other)
+def logical_or(input: Any, other: Any) -> Tensor: return _compare("logical_or", input, other)
+
+
+def logical_not(input: Tensor) -> Tensor:
+    return Tensor(_xp(input.data).logical_not(input.data))

@@ -1,0 +1,119 @@
+"""Indexing: ``x[index]`` and the ops built on it (``gather``, ``index_select``, ``masked_fill``).
+
+There is one Function, :class:`GetItem`. Its backward is a *scatter-add*: every output element
+came from one input position, so its gradient is added back there. With integer-array
+indices a position can be picked twice (``x[[0, 0]]``), and then both gradients must add up,
+which is why it uses ``add.at`` rather than plain assignment.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinyvision.autograd.function import Context, Function
+from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional import elementwise as E
+from tinyvision.functional._util import normalize_dim
+from tinyvision.kernels.compat import array_module, scatter_add, to_device
+
+
+def unwrap_index(index: Any) -> Any:
+    """Replace the Tensors inside an index expression by their arrays."""
+    if isinstance(index, tuple):
+        return tuple(unwrap_index(i) for i in index)
+    return index.data if isinstance(index, Tensor) else index
+
+
+def _is_advanced(index: tuple) -> bool:
+    """Integer arrays, lists or boolean masks make NumPy's 'advanced' indexing (a copy)."""
+    return any(not (i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer))) for i in index)
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx: Context, x, index):
+        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        return x[index]
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        xp = array_module(grad)
+        g = xp.zeros(ctx.shape, dtype=grad.dtype)
+        index = ctx.index if isinstance(ctx.index, tuple) else (ctx.index,)
+        if _is_advanced(index):
+            scatter_add(g, ctx.index, grad)  # repeated indices accumulate
+        else:
+            g[ctx.index] = grad  # a view: every position is hit at most once
+        return g, None
+
+
+def getitem(input: Tensor, index: Any) -> Tensor:
+    """``input[index]`` with ints, slices, None, ..., integer arrays and boolean masks."""
+    index = unwrap_index(index)
+    if isinstance(index, tuple):
+        index = tuple(_on_device(i, input) for i in index)
+    else:
+        index = _on_device(index, input)
+    return GetItem.apply(input, index)
+
+
+def _on_device(i: Any, like: Tensor) -> Any:
+    if isinstance(i, list):
+        i = np.asarray(i)
+    if hasattr(i, "shape") and not isinstance(i, (int, np.integer)):
+        return to_device(i, like.device)
+    return i
+
+
+def _int_index(op: str, index: Any) -> Any:
+    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{op}: index must be an integer tensor, got dtype {idx.dtype}")
+    return idx
+
+
+def index_select(input: Tensor, dim: int, index: Any) -> Tensor:
+    """Pick entries ``index`` (1-D, ints) along ``dim``: out.shape[dim] = len(index)."""
+    d = normalize_dim(dim, input.ndim, "index_select")
+    idx = _int_index("index_select", index)
+    if idx.ndim != 1:
+        raise ValueError(f"index_select: index must be 1-D, got shape {tuple(idx.shape)}")
+    n = input.shape[d]
+    if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
+        raise IndexError(f"index_select: index values must lie in [0, {n}) for dim {dim} of "
+                         f"size {n}; got min {int(idx.min())}, max {int(idx.max())}")
+    return getitem(input, (slice(None),) * d + (idx,))
+
+
+def gather(input: Tensor, dim: int, index: Any) -> Tensor:
+    """``out[i][j][k] = input[i][index[i][j][k]][k]`` for dim=1 (PyTorch's gather).
+
+    ``index`` has input's rank; along the other dims it may be smaller than input.
+    Gradient: scatter-added back to the gathered positions.
+    """
+    d = normalize_dim(dim, input.ndim, "gather")
+    idx = _int_index("gather", index)
+    if idx.ndim != input.ndim or any(idx.shape[a] > input.shape[a] for a in range(idx.ndim) if a != d):
+        raise ValueError(f"gather: index shape {tuple(idx.shape)} does not fit input shape "
+                         f"{input.shape} for dim {dim} (same rank, no larger outside dim)")
+    n = input.shape[d]
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
+        raise IndexError(f"gather: index values must lie in [0, {n}) for dim {dim}; "
+                         f"got min {int(idx.min())}, max {int(idx.max())}")
+    xp = array_module(idx)
+    # the other axes index themselves: an open grid of aranges that broadcasts against idx
+    grid = [xp.arange(k).reshape([-1 if a == b else 1 for b in range(idx.ndim)])
+            for a, k in enumerate(idx.shape)]
+    grid[d] = idx
+    return getitem(input, tuple(grid))
+
+
+def masked_fill(input: Tensor, mask: Any, value: Any) -> Tensor:
+    """``value`` where ``mask`` (bool, broadcast) is True; the gradient flows elsewhere."""
+    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != bool:
+        raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {m.dtype}")
+    if not isinstance(value, Tensor):
+        value = array_module(input.data).asarray(value, dtype=input.dtype)
+    return E.where(Tensor(to_device(m, input.device)), value, input)

@@ -1,0 +1,54 @@
+"""Matrix products: ``matmul`` (batched, broadcasting, NumPy's 1-D rules) and ``linear``."""
+from __future__ import annotations
+
+from typing import Any
+
+from tinyvision.autograd.function import Context, Function, sum_to
+from tinyvision.autograd.tensor import Tensor
+
+
+class MatMul(Function):
+    @staticmethod
+    def forward(ctx: Context, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: both arguments need at least 1 dim, got shapes {a.shape} and {b.shape}")
+        ka, kb = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+        if ka != kb:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: "
+                             f"the last dim of the first ({ka}) must equal the "
+                             f"{'only' if b.ndim == 1 else 'second-to-last'} dim of the second ({kb})")
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        """C = A B  =>  dL/dA = dL/dC B^T  and  dL/dB = A^T dL/dC, summed over broadcast
+        batch dims. A 1-D operand is treated as a row (A) or column (B) vector."""
+        a, b = ctx.saved_tensors
+        A = a[None, :] if a.ndim == 1 else a
+        B = b[:, None] if b.ndim == 1 else b
+        G = grad
+        if a.ndim == 1:
+            G = G[..., None, :]
+        if b.ndim == 1:
+            G = G[..., None]
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = sum_to(G @ B.swapaxes(-1, -2), A.shape).reshape(a.shape)
+        if ctx.needs_input_grad[1]:
+            gb = sum_to(A.swapaxes(-1, -2) @ G, B.shape).reshape(b.shape)
+        return ga, gb
+
+
+def matmul(input: Any, other: Any) -> Tensor:
+    """Matrix product with NumPy's rules: (..., n, k) @ (..., k, m) -> (..., n, m)."""
+    return MatMul.apply(input, other)
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x W^T + b. x: (..., in_features), W: (out_features, in_features), b: (out_features,)."""
+    if input.shape[-1:] != weight.shape[-1:]:
+        raise ValueError(f"linear: input of shape {input.shape} has {input.shape[-1] if input.ndim else 0} "
+                         f"features but weight of shape {weight.shape} expects {weight.shape[-1]}")
+    out = matmul(input, weight.mT)
+    return out if bias is None else out + bias

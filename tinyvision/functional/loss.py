@@ -1,0 +1,162 @@
+"""Losses, taken on logits where PyTorch takes them on logits, plus ``dropout``.
+
+Why ``cross_entropy`` takes logits: it is ``-log softmax(x)[y]``, and ``log_softmax`` is
+computed as ``x - logsumexp(x)`` (stable for any logits), never as ``log(softmax(x))``, which
+underflows to ``log(0) = -inf`` for a confident wrong class. Its gradient is then simply
+``softmax(x) - onehot(y)`` per sample.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional import elementwise as E
+from tinyvision.functional import reduction as R
+from tinyvision.functional.indexing import gather
+from tinyvision.functional.shape import movedim
+from tinyvision.kernels.compat import array_module
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def _class_last(input: Tensor, target: Tensor, op: str) -> tuple[Tensor, Tensor]:
+    """(N, C, d1, ...) logits and (N, d1, ...) targets -> (M, C) and (M,); (C,) and () too."""
+    if input.ndim == 0:
+        raise ValueError(f"{op}: input must have a class dim, got a 0-d tensor")
+    if input.ndim == 1:
+        expect = ()
+    else:
+        expect = (input.shape[0],) + input.shape[2:]
+    if target.shape != expect:
+        raise ValueError(f"{op}: target of shape {target.shape} does not fit input of shape "
+                         f"{input.shape} (class indices need shape {expect})")
+    c = input.shape[0] if input.ndim == 1 else input.shape[1]
+    return movedim(input, 1, -1).reshape(-1, c) if input.ndim > 1 else input.reshape(1, c), target.reshape(-1)
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
+             ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities ``input`` (N, C[, d...]) at class
+    indices ``target`` (N[, d...]): loss_i = -w[y_i] * input[i, y_i]. 'mean' divides by the
+    summed weights of the targets that are not ``ignore_index``, as PyTorch."""
+    logp, y = _class_last(input, target, "nll_loss")
+    y_np = y.data
+    if y_np.dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must hold integer class indices, got dtype {y_np.dtype}")
+    c = logp.shape[1]
+    keep = y_np != ignore_index
+    bad = (y_np[keep] < 0) | (y_np[keep] >= c)
+    if bad.any():
+        raise IndexError(f"nll_loss: target values must lie in [0, {c}) or equal ignore_index="
+                         f"{ignore_index}; got {sorted(set(y_np[keep][bad].tolist()))[:5]}")
+    xp = array_module(logp.data)
+    safe = xp.where(keep, y_np, 0)
+    w = xp.ones(c, dtype=logp.dtype) if weight is None else weight.data.astype(logp.dtype)
+    w_i = Tensor(w[safe] * keep)  # ignored targets weigh 0
+    picked = gather(logp, 1, Tensor(safe[:, None]))[:, 0]
+    losses = -(picked * w_i)
+    if reduction == "mean":
+        return losses.sum() / w_i.data.sum()
+    return _reduce(losses.reshape(target.shape), reduction, "nll_loss")
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                  ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy on logits ``input`` (N, C[, d...]) or (C,).
+
+    ``target`` holds class indices (N[, d...]) or class probabilities (same shape as input).
+    With ``label_smoothing`` eps the target becomes (1 - eps) * target + eps / C.
+    Gradient w.r.t. the logits (unweighted, no smoothing): softmax(x) - onehot(y), / N for 'mean'.
+    """
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    class_dim = 0 if input.ndim == 1 else 1
+    logp = R.log_softmax(input, class_dim)
+    c = input.shape[class_dim]
+    if target.shape == input.shape and target.dtype.kind == "f":  # probabilities
+        p = target * (1 - label_smoothing) + label_smoothing / c if label_smoothing else target
+        wshape = [c if d == class_dim else 1 for d in range(input.ndim)]
+        terms = logp * p if weight is None else logp * p * weight.reshape(wshape)
+        losses = -terms.sum(class_dim)
+        return _reduce(losses, reduction, "cross_entropy")
+    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    if not label_smoothing:
+        return nll
+    # smoothing term: -sum_c w_c log p_c per sample, zero where ignored, reduced like the nll
+    lp, y = _class_last(logp, target, "cross_entropy")
+    keep = Tensor(y.data != ignore_index)
+    w = None if weight is None else weight.data.astype(lp.dtype)
+    smooth = -(lp if w is None else lp * Tensor(w)).sum(1) * keep
+    if reduction == "mean":
+        denom = keep.data.sum() if w is None else (w[array_module(w).where(keep.data, y.data, 0)] * keep.data).sum()
+        smooth = smooth.sum() / denom
+    else:
+        smooth = _reduce(smooth.reshape(target.shape), reduction, "cross_entropy")
+    return nll * (1 - label_smoothing) + smooth * (label_smoothing / c)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
+    """-[p y log sigma(x) + (1 - y) log(1 - sigma(x))] with p = pos_weight, computed as
+    (1 - y) x + (1 + (p - 1) y) softplus(-x), where softplus(-x) = relu(-x) + log1p(e^-|x|)."""
+    if input.shape != target.shape:
+        raise ValueError(f"binary_cross_entropy_with_logits: target shape {target.shape} must "
+                         f"equal input shape {input.shape}")
+    softplus_neg = E.relu(-input) + E.log1p(E.exp(-E.abs(input)))  # -log sigma(x), stable
+    scale = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
+    loss = (1 - target) * input + scale * softplus_neg
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+def _same_shape(op: str, input: Tensor, target: Tensor) -> None:
+    if input.shape != target.shape:
+        raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} differ")
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """(x - y)^2."""
+    _same_shape("mse_loss", input, target)
+    d = input - target
+    return _reduce(d * d, reduction, "mse_loss")
+
+
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """|x - y|."""
+    _same_shape("l1_loss", input, target)
+    return _reduce(E.abs(input - target), reduction, "l1_loss")
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (Huber, scaled by 1/beta)."""
+    _same_shape("smooth_l1_loss", input, target)
+    d = E.abs(input - target)
+    if beta == 0:
+        return _reduce(d, reduction, "smooth_l1_loss")
+    loss = E.where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta)
+    return _reduce(loss, reduction, "smooth_l1_loss")
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted
+    dropout), so that the expected value is unchanged and eval needs no rescaling."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    from tinyvision.random import rand_array
+
+    keep = rand_array(input.shape, input.device) >= p
+    return input * Tensor(keep.astype(input.dtype) / np.asarray(1 - p, dtype=input.dtype))

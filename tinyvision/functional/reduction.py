@@ -1,0 +1,267 @@
+"""Reductions over ``dim`` (an int, a tuple, or None for all) with ``keepdim``, and softmax.
+
+The backward of a reduction first puts the reduced axes back (size 1) so that the gradient
+broadcasts against the input: that is ``expand_reduced``.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+import numpy as np
+
+from tinyvision.autograd.function import Context, Function
+from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional import elementwise as E
+from tinyvision.functional._util import expand_reduced, normalize_dim, normalize_dims
+from tinyvision.kernels.compat import array_module
+
+Dim = Any  # int | tuple[int, ...] | None
+values_indices = namedtuple("values_indices", ["values", "indices"])
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx: Context, x, axes, keepdim):
+        ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
+        return x.sum(axis=axes, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # every summed element gets the same gradient
+        g = expand_reduced(grad, ctx.shape, ctx.axes, ctx.keepdim)
+        return array_module(g).broadcast_to(g, ctx.shape), None, None
+
+
+class Var(Function):
+    """Variance with Bessel's ``correction``: sum((x - mean)^2) / (n - correction)."""
+
+    @staticmethod
+    def forward(ctx: Context, x, axes, keepdim, correction):
+        n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        centred = x - x.mean(axis=axes, keepdims=True)
+        ctx.save_for_backward(centred)
+        ctx.axes, ctx.keepdim, ctx.denom = axes, keepdim, n - correction  # 0 gives inf/nan, as PyTorch
+        return (centred * centred).sum(axis=axes, keepdims=keepdim) / ctx.denom
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d var / dx_i = 2 (x_i - mean) / (n - correction)
+        (centred,) = ctx.saved_tensors
+        g = expand_reduced(grad, centred.shape, ctx.axes, ctx.keepdim)
+        return g * centred * (2 / ctx.denom), None, None, None
+
+
+class Extreme(Function):
+    """amax/amin: the gradient is shared evenly among the elements equal to the extreme."""
+
+    @staticmethod
+    def forward(ctx: Context, x, axes, keepdim, largest):
+        y = x.max(axis=axes, keepdims=True) if largest else x.min(axis=axes, keepdims=True)
+        ctx.save_for_backward(x == y)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return y if keepdim else y.squeeze(axis=axes)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        (hit,) = ctx.saved_tensors
+        g = expand_reduced(grad, hit.shape, ctx.axes, ctx.keepdim)
+        count = hit.sum(axis=ctx.axes, keepdims=True)
+        return g * hit / count, None, None, None
+
+
+class LogSumExp(Function):
+    @staticmethod
+    def forward(ctx: Context, x, axes, keepdim):
+        xp = array_module(x)
+        m = x.max(axis=axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)  # all -inf rows stay -inf instead of NaN
+        y = m + xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True))  # shift by the max: no overflow
+        ctx.save_for_backward(x, y)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return y if keepdim else y.squeeze(axis=axes)
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d lse / dx = softmax(x)
+        x, y = ctx.saved_tensors
+        g = expand_reduced(grad, x.shape, ctx.axes, ctx.keepdim)
+        return g * array_module(x).exp(x - y), None, None
+
+
+class Prod(Function):
+    @staticmethod
+    def forward(ctx: Context, x, axes, keepdim):
+        ctx.save_for_backward(x)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return x.prod(axis=axes, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        """d prod / dx_i = product of all the others. Computed as (product of those before i)
+        x (product of those after i), so zeros in x need no division and no special case."""
+        (x,) = ctx.saved_tensors
+        xp = array_module(x)
+        axes, rest = ctx.axes, [a for a in range(x.ndim) if a not in ctx.axes]
+        flat = x.transpose(rest + list(axes)).reshape([x.shape[a] for a in rest] + [-1])
+        ones = xp.ones(flat.shape[:-1] + (1,), dtype=x.dtype)
+        before = xp.cumprod(xp.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+        after = xp.flip(xp.cumprod(xp.flip(xp.concatenate([flat[..., 1:], ones], axis=-1), -1), axis=-1), -1)
+        others = (before * after).reshape([x.shape[a] for a in rest + list(axes)])
+        others = others.transpose(np.argsort(rest + list(axes)))
+        g = expand_reduced(grad, x.shape, axes, ctx.keepdim)
+        return g * others, None, None
+
+
+class Norm2(Function):
+    """Euclidean norm sqrt(sum x^2); its gradient x / ||x|| is taken as 0 where ||x|| = 0."""
+
+    @staticmethod
+    def forward(ctx: Context, x, axes, keepdim):
+        y = array_module(x).sqrt((x * x).sum(axis=axes, keepdims=True))
+        ctx.save_for_backward(x, y)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return y if keepdim else y.squeeze(axis=axes)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        x, y = ctx.saved_tensors
+        g = expand_reduced(grad, x.shape, ctx.axes, ctx.keepdim)
+        safe = array_module(y).where(y == 0, 1, y)
+        return g * x / safe * (y != 0), None, None
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx: Context, x, dim):
+        xp = array_module(x)
+        e = xp.exp(x - x.max(axis=dim, keepdims=True))  # shift by the max: e <= 1, no overflow
+        y = e / e.sum(axis=dim, keepdims=True)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        """The Jacobian is diag(y) - y y^T, so dL/dx = y * (g - sum(g * y))."""
+        (y,) = ctx.saved_tensors
+        return y * (grad - (grad * y).sum(axis=ctx.dim, keepdims=True)), None
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx: Context, x, dim):
+        xp = array_module(x)
+        shifted = x - x.max(axis=dim, keepdims=True)
+        y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))  # x - logsumexp(x)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # dL/dx = g - softmax(x) * sum(g)
+        (y,) = ctx.saved_tensors
+        return grad - array_module(y).exp(y) * grad.sum(axis=ctx.dim, keepdims=True), None
+
+
+# ------------------------------------------------------------------ public functions
+def sum(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    """Sum over ``dim`` (all axes when None). Gradient: broadcast back to the input shape."""
+    return Sum.apply(input, normalize_dims(dim, input.ndim, "sum"), keepdim)
+
+
+def mean(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    axes = normalize_dims(dim, input.ndim, "mean")
+    n = int(np.prod([input.shape[a] for a in axes])) if axes else 1
+    return Sum.apply(input, axes, keepdim) / n
+
+
+def var(input: Tensor, dim: Dim = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
+    """Variance; ``correction=1`` (the default, as in PyTorch) divides by n - 1."""
+    return Var.apply(input, normalize_dims(dim, input.ndim, "var"), keepdim, correction)
+
+
+def std(input: Tensor, dim: Dim = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
+    return E.sqrt(var(input, dim, correction=correction, keepdim=keepdim))
+
+
+def amax(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    return Extreme.apply(input, normalize_dims(dim, input.ndim, "amax"), keepdim, True)
+
+
+def amin(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    return Extreme.apply(input, normalize_dims(dim, input.ndim, "amin"), keepdim, False)
+
+
+def _max_or_min(op: str, input: Tensor, dim: Any, keepdim: bool, largest: bool) -> Any:
+    """PyTorch's three forms: max(x) -> value; max(x, dim) -> (values, indices);
+    max(x, other_tensor) -> elementwise maximum."""
+    if isinstance(dim, Tensor):
+        return E.maximum(input, dim) if largest else E.minimum(input, dim)
+    if dim is None:
+        return Extreme.apply(input, normalize_dims(None, input.ndim, op), False, largest)
+    if not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim must be an int (or a Tensor for the elementwise form), got {dim!r}")
+    from tinyvision.functional.indexing import gather
+
+    idx = (argmax if largest else argmin)(input, dim, keepdim=True)
+    values = gather(input, dim, idx)  # the gradient goes to the chosen index only, as PyTorch
+    if not keepdim:
+        values, idx = values.squeeze(dim), idx.squeeze(dim)
+    return values_indices(values, idx)
+
+
+def max(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
+    return _max_or_min("max", input, dim, keepdim, True)
+
+
+def min(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
+    return _max_or_min("min", input, dim, keepdim, False)
+
+
+def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the largest value (first one on ties); no gradient. int64."""
+    return _arg(input, dim, keepdim, "argmax")
+
+
+def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    return _arg(input, dim, keepdim, "argmin")
+
+
+def _arg(input: Tensor, dim: int | None, keepdim: bool, op: str) -> Tensor:
+    x = input.data
+    if dim is None:
+        out = getattr(x.reshape(-1), op)()
+        return Tensor(out.reshape((1,) * x.ndim) if keepdim else out).long()
+    axis = normalize_dim(dim, x.ndim, op)
+    return Tensor(getattr(x, op)(axis=axis, keepdims=keepdim).astype(np.int64))
+
+
+def logsumexp(input: Tensor, dim: Dim, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(x))) computed stably; its gradient is softmax(x)."""
+    return LogSumExp.apply(input, normalize_dims(dim, input.ndim, "logsumexp"), keepdim)
+
+
+def prod(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    return Prod.apply(input, normalize_dims(dim, input.ndim, "prod"), keepdim)
+
+
+def norm(input: Tensor, p: Any = 2, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    """Vector p-norm over ``dim``: p = 2 or 'fro' (default), 1, inf, -inf, or any float."""
+    axes = normalize_dims(dim, input.ndim, "norm")
+    if p in (2, "fro"):
+        return Norm2.apply(input, axes, keepdim)
+    if p in (float("inf"), "inf"):
+        return amax(E.abs(input), axes, keepdim)
+    if p in (float("-inf"), "-inf"):
+        return amin(E.abs(input), axes, keepdim)
+    if isinstance(p, str):
+        raise ValueError(f"norm: p must be a number, 'fro', inf or -inf, got {p!r}")
+    return E.abs(input).pow(p).sum(axes, keepdim).pow(1.0 / p)
+
+
+def softmax(input: Tensor, dim: int) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``dim``, shifted by the max for stability."""
+    return Softmax.apply(input, normalize_dim(dim, input.ndim, "softmax"))
+
+
+def log_softmax(input: Tensor, dim: int) -> Tensor:
+    """x - logsumexp(x) along ``dim``: stable where log(softmax(x)) underflows to -inf."""
+    return LogSoftmax.apply(input, normalize_dim(dim, input.ndim, "log_softmax"))
