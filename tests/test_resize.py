@@ -1,0 +1,108 @@
+"""interpolate (nearest, bilinear), pixel_shuffle, pixel_unshuffle vs PyTorch.
+
+Tolerances from tests/helpers.tol (float64 ~1e-10 relative, float32 1e-5 / 1e-6): every output
+is a sum of at most four weighted inputs, and a backward entry sums at most a few dozen terms.
+"""
+import numpy as np
+import pytest
+import torch.nn.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinyvision as tv
+import tinyvision.nn.functional as F
+from tests.helpers import DTYPES, check_against_torch
+
+
+def randn(*shape, dtype=np.float64, seed=7):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def both_interpolate(**kw):
+    return (lambda x: F.interpolate(x, **kw)), (lambda x: TF.interpolate(x, **kw))
+
+
+CASES = [
+    dict(size=(7, 9), mode="nearest"),
+    dict(size=(2, 3), mode="nearest"),  # downsampling
+    dict(size=(10, 12), mode="nearest"),  # exact doubling
+    dict(scale_factor=1.7, mode="nearest"),  # coordinate map uses 1 / 1.7, not 5 / 8
+    dict(scale_factor=(0.5, 3.0), mode="nearest"),
+    dict(size=(7, 13), mode="bilinear", align_corners=False),
+    dict(size=(3, 4), mode="bilinear", align_corners=False),
+    dict(size=(1, 1), mode="bilinear", align_corners=True),
+    dict(size=(11, 4), mode="bilinear", align_corners=True),
+    dict(scale_factor=(0.6, 2.3), mode="bilinear", align_corners=False),
+    dict(scale_factor=2.5, mode="bilinear", align_corners=True),
+    dict(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True),
+    dict(scale_factor=(1.1, 2.0), mode="bilinear"),  # H: floor(5 * 1.1) = 5 rows, copied as is
+    dict(scale_factor=(1.1, 0.9), mode="nearest"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kw", CASES, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
+def test_interpolate_matches_torch(dtype, kw):
+    check_against_torch(*both_interpolate(**kw), [randn(2, 3, 5, 6, dtype=dtype)])
+
+
+def test_nearest_rounds_like_torch_float32():
+    """14 -> 20: o * float32(0.7) for o = 10 is 6.99999988, which float32 rounds to 7.0, so
+    torch picks source 7 there, where exact (or float64) arithmetic picks 6."""
+    check_against_torch(*both_interpolate(size=(20, 20), mode="nearest"), [randn(1, 1, 14, 14)])
+
+
+@settings(max_examples=30)
+@given(h=st.integers(1, 7), w=st.integers(1, 7), out=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+       scale=st.tuples(st.floats(0.3, 3.5), st.floats(0.3, 3.5)), use_scale=st.booleans(),
+       mode=st.sampled_from(["nearest", "bilinear-false", "bilinear-true"]), dtype=st.sampled_from(DTYPES))
+def test_interpolate_over_shapes(h, w, out, scale, use_scale, mode, dtype):
+    if use_scale and min(int(h * scale[0]), int(w * scale[1])) < 1:
+        scale = (max(scale[0], 1.0), max(scale[1], 1.0))
+    size_kw = dict(scale_factor=scale) if use_scale else dict(size=out)
+    mode_kw = dict(mode="nearest") if mode == "nearest" else dict(mode="bilinear", align_corners=mode.endswith("true"))
+    check_against_torch(*both_interpolate(**size_kw, **mode_kw), [randn(2, 2, h, w, dtype=dtype)])
+
+
+def test_interpolate_gradcheck():
+    for kw in CASES:
+        x = tv.tensor(randn(1, 2, 4, 5), requires_grad=True)
+        assert tv.gradcheck(lambda x: F.interpolate(x, **kw), [x])
+
+
+# ----------------------------------------------------------------------------- pixel shuffle
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,r", [((2, 8, 3, 4), 2), ((18, 2, 3), 3), ((2, 2, 4, 1, 2), 2)])
+def test_pixel_shuffle_and_unshuffle_match_torch(dtype, shape, r):
+    check_against_torch(lambda x: F.pixel_shuffle(x, r), lambda x: TF.pixel_shuffle(x, r), [randn(*shape, dtype=dtype)])
+    *batch, c, h, w = shape
+    up = (*batch, c // (r * r), h * r, w * r)
+    check_against_torch(lambda x: F.pixel_unshuffle(x, r), lambda x: TF.pixel_unshuffle(x, r), [randn(*up, dtype=dtype)])
+
+
+def test_pixel_shuffle_gradcheck():
+    assert tv.gradcheck(lambda x: F.pixel_shuffle(x, 2), [tv.tensor(randn(1, 8, 2, 3), requires_grad=True)])
+    assert tv.gradcheck(lambda x: F.pixel_unshuffle(x, 2), [tv.tensor(randn(1, 2, 4, 6), requires_grad=True)])
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_errors_name_the_argument_and_shapes():
+    x = tv.tensor(randn(1, 2, 4, 4))
+    with pytest.raises(ValueError, match=r"mode must be one of .*'bicubic'"):
+        F.interpolate(x, size=3, mode="bicubic")
+    with pytest.raises(ValueError, match=r"4-D.*\(2, 4, 4\)"):
+        F.interpolate(tv.tensor(randn(2, 4, 4)), size=3)
+    with pytest.raises(ValueError, match=r"exactly one of size and scale_factor"):
+        F.interpolate(x)
+    with pytest.raises(ValueError, match=r"exactly one of size and scale_factor"):
+        F.interpolate(x, size=3, scale_factor=2.0)
+    with pytest.raises(ValueError, match=r"align_corners.*mode='nearest'"):
+        F.interpolate(x, size=3, align_corners=True)
+    with pytest.raises(ValueError, match=r"output size \(0, 0\).*\(1, 2, 4, 4\)"):
+        F.interpolate(x, scale_factor=0.1)
+    with pytest.raises(ValueError, match=r"size must be one value or a pair.*\(1, 2, 3\)"):
+        F.interpolate(x, size=(1, 2, 3))
+    with pytest.raises(ValueError, match=r"pixel_shuffle.*r = 2.*\(1, 2, 4, 4\)"):
+        F.pixel_shuffle(x, 2)
+    with pytest.raises(ValueError, match=r"pixel_unshuffle.*r = 3.*\(1, 2, 4, 4\)"):
+        F.pixel_unshuffle(x, 3)

@@ -1,0 +1,210 @@
+"""Changing the spatial resolution of NCHW maps: ``interpolate`` (nearest, bilinear) and
+``pixel_shuffle`` / ``pixel_unshuffle``.
+
+Both interpolation modes are separable: along each spatial axis every output sample is a
+weighted sum of a few input samples ("taps"):
+
+    nearest    y[o] = x[i(o)]                              one tap, weight 1
+    bilinear   y[o] = (1 - l(o)) x[i0(o)] + l(o) x[i1(o)]  two taps
+
+so the forward is a gather per tap along H, then along W. The backward is the transpose: each
+output gradient goes back, times its tap weight, to the input sample it came from, summed where
+several outputs share an input. That sum is again a gather, with transposed taps
+(``_transpose_taps``), which vectorises where a scatter-add (``np.add.at``) would not.
+The source-index formulas are PyTorch's (see ``_nearest_taps`` and ``_linear_taps``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from tinyvision.autograd.function import Context, Function
+from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional.shape import permute, reshape
+from tinyvision.kernels.compat import array_module
+
+# Per output sample along one axis: which input sample to read and with what weight (None = 1).
+Taps = list[tuple[np.ndarray, np.ndarray | None]]  # [(index (n_out,), weight (n_out,) or None), ...]
+
+
+def _nearest_taps(n_in: int, n_out: int, scale: float | None) -> Taps:
+    """PyTorch's legacy 'nearest': i = min(floor(o * s), n_in - 1) with s = 1/scale_factor when a
+    scale factor was given, else n_in/n_out, computed in float32 as PyTorch does (the floor
+    makes the rounding visible). Exact doubling is special-cased there too."""
+    o = np.arange(n_out)
+    if n_out == 2 * n_in:
+        idx = o >> 1
+    else:
+        s = np.float32(1.0 / scale) if scale else np.float32(n_in) / np.float32(n_out)
+        idx = np.minimum(np.floor(o.astype(np.float32) * s).astype(np.int64), n_in - 1)
+    return [(idx, None)]
+
+
+def _linear_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool, dtype: Any) -> Taps:
+    """PyTorch's linear source coordinate, in the input's dtype:
+
+        align_corners=True:   src = o * (n_in - 1) / (n_out - 1)
+        align_corners=False:  src = max(0, (o + 0.5) * s - 0.5),  s = 1/scale_factor or n_in/n_out
+
+    then i0 = floor(src), i1 = min(i0 + 1, n_in - 1), weights (1 - l, l) with l = src - i0.
+    """
+    o = np.arange(n_out, dtype=dtype)
+    if align_corners:
+        src = o * (dtype(n_in - 1) / dtype(n_out - 1) if n_out > 1 else dtype(0.0))
+    else:
+        s = dtype(1.0 / scale) if scale else dtype(n_in) / dtype(n_out)
+        src = np.maximum((o + dtype(0.5)) * s - dtype(0.5), dtype(0.0))
+    i0 = src.astype(np.int64)  # src >= 0, so truncation is floor
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    lam = src - i0.astype(dtype)
+    return [(i0, 1 - lam), (i1, lam)]
+
+
+def _along(w, axis: int, ndim: int):
+    """A per-sample weight (n,) shaped to broadcast along ``axis`` of an ndim array."""
+    return w.reshape((-1,) + (1,) * (ndim - 1 - axis))
+
+
+def _gather_axis(x, axis: int, taps: Taps):
+    """y = sum over taps of x[..., idx, ...] * w along ``axis``."""
+    xp = array_module(x)
+    y = None
+    for idx, w in taps:
+        term = xp.take(x, xp.asarray(idx), axis=axis)
+        if w is not None:
+            term *= xp.asarray(_along(w, axis, x.ndim))
+        y = term if y is None else y + term
+    return y
+
+
+def _transpose_taps(taps: Taps, n_in: int, dtype: Any) -> Taps:
+    """The taps of the transposed map A^T, so that the backward is a gather as well.
+
+    Every idx is non-decreasing, so the outputs o that read input i form one run
+    [start(i), end(i)) per tap. Input i collects w[o] g[o] over that run: the r-th transposed tap
+    reads o = start(i) + r with weight w[o], or weight 0 where the run is shorter than r + 1.
+    There are as many transposed taps as the longest run (~ n_out / n_in + 1 when upsampling).
+    """
+    inputs = np.arange(n_in)
+    out: Taps = []
+    for idx, w in taps:
+        start = np.searchsorted(idx, inputs, side="left")
+        end = np.searchsorted(idx, inputs, side="right")
+        for r in range(int((end - start).max())):
+            o = np.minimum(start + r, len(idx) - 1)
+            valid = start + r < end
+            if w is None and valid.all():  # every input read exactly here: a plain gather
+                out.append((o, None))
+            else:
+                out.append((o, np.where(valid, 1 if w is None else w[o], 0).astype(dtype)))
+    return out
+
+
+class Resample2d(Function):
+    """y = A_H x A_W^T per (n, c) map, A_H and A_W given as taps; dx = A_H^T g A_W, the same
+    gathers with the transposed taps."""
+
+    @staticmethod
+    def forward(ctx: Context, x, taps_h: Taps, taps_w: Taps):
+        ctx.in_hw, ctx.taps = x.shape[2:], (taps_h, taps_w)
+        return _gather_axis(_gather_axis(x, 2, taps_h), 3, taps_w)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        (h, w), (taps_h, taps_w) = ctx.in_hw, ctx.taps
+        g = _gather_axis(grad, 3, _transpose_taps(taps_w, w, grad.dtype))
+        return _gather_axis(g, 2, _transpose_taps(taps_h, h, grad.dtype)), None, None
+
+
+def _axis_taps(n_in: int, n_out: int, scale: float | None, mode: str, align_corners: bool,
+               dtype: Any) -> Taps:
+    """The taps of one axis. An axis whose size does not change is copied, in both modes, even
+    when a scale_factor (say 1.2 on 3 rows: floor(3.6) = 3) would move the samples: PyTorch's
+    kernels special-case it that way."""
+    if n_out == n_in:
+        return [(np.arange(n_out), None)]
+    if mode == "nearest":
+        return _nearest_taps(n_in, n_out, scale)
+    return _linear_taps(n_in, n_out, scale, align_corners, dtype)
+
+
+_MODES = ("nearest", "bilinear")
+
+
+def _pair(value: Any, name: str, cast: type) -> tuple:
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(f"interpolate: {name} must be one value or a pair (H, W) for 4-D input, got {value}")
+    return tuple(cast(v) for v in pair)
+
+
+def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
+                scale_factor: float | Sequence[float] | None = None, mode: str = "nearest",
+                align_corners: bool | None = None, recompute_scale_factor: bool | None = None) -> Tensor:
+    """Resize a (N, C, H, W) map to (N, C, H_out, W_out), as ``torch.nn.functional.interpolate``.
+
+    Give either ``size`` (H_out, W_out) or ``scale_factor`` (then H_out = floor(H * scale) and,
+    as in PyTorch unless ``recompute_scale_factor``, the coordinate map uses 1/scale_factor,
+    not H/H_out). ``mode`` is 'nearest' (legacy floor rule) or 'bilinear'; ``align_corners``
+    (bilinear only, default False) maps the corner pixels' centres onto each other.
+    """
+    if mode not in _MODES:
+        raise ValueError(f"interpolate: mode must be one of {_MODES}, got {mode!r}")
+    if input.ndim != 4:
+        raise ValueError(f"interpolate: input must be 4-D (N, C, H, W), got shape {input.shape}")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("interpolate: align_corners can only be set with mode='bilinear', "
+                         f"got align_corners={align_corners} with mode='nearest'")
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"interpolate: give exactly one of size and scale_factor, got size={size} "
+                         f"and scale_factor={scale_factor}")
+    in_hw = input.shape[2:]
+    if size is not None:
+        out_hw, scales = _pair(size, "size", int), (None, None)
+    else:
+        scales = _pair(scale_factor, "scale_factor", float)
+        if min(scales) <= 0:
+            raise ValueError(f"interpolate: scale_factor must be positive, got {scale_factor}")
+        out_hw = tuple(math.floor(n * s) for n, s in zip(in_hw, scales))
+        if recompute_scale_factor:
+            scales = (None, None)
+    if min(out_hw) <= 0:
+        raise ValueError(f"interpolate: output size {out_hw} must be positive (input of shape "
+                         f"{input.shape}, size={size}, scale_factor={scale_factor})")
+    dtype = np.dtype(input.dtype).type
+    taps = [_axis_taps(n, o, s, mode, bool(align_corners), dtype) for n, o, s in zip(in_hw, out_hw, scales)]
+    return Resample2d.apply(input, *taps)
+
+
+def _check_factor(op: str, factor: int) -> int:
+    if int(factor) != factor or factor < 1:
+        raise ValueError(f"{op}: the factor must be a positive integer, got {factor}")
+    return int(factor)
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
+    """(*, C r^2, H, W) -> (*, C, H r, W r): out[c, h r + i, w r + j] = in[c r^2 + i r + j, h, w]."""
+    r = _check_factor("pixel_shuffle", upscale_factor)
+    if input.ndim < 3 or input.shape[-3] % (r * r):
+        raise ValueError(f"pixel_shuffle: input must be (*, C * r^2, H, W) with r = {r}, "
+                         f"got shape {input.shape}")
+    *batch, c, h, w = input.shape
+    b = len(batch)
+    x = reshape(input, (*batch, c // (r * r), r, r, h, w))
+    x = permute(x, (*range(b), b, b + 3, b + 1, b + 4, b + 2))  # (*, C, H, r, W, r)
+    return reshape(x, (*batch, c // (r * r), h * r, w * r))
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
+    """(*, C, H r, W r) -> (*, C r^2, H, W): the inverse of ``pixel_shuffle``."""
+    r = _check_factor("pixel_unshuffle", downscale_factor)
+    if input.ndim < 3 or input.shape[-2] % r or input.shape[-1] % r:
+        raise ValueError(f"pixel_unshuffle: input must be (*, C, H * r, W * r) with r = {r}, "
+                         f"got shape {input.shape}")
+    *batch, c, h, w = input.shape
+    b = len(batch)
+    x = reshape(input, (*batch, c, h // r, r, w // r, r))
+    x = permute(x, (*range(b), b, b + 2, b + 4, b + 1, b + 3))  # (*, C, r, r, H, W)
+    return reshape(x, (*batch, c * r * r, h // r, w // r))
