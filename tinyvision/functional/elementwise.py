@@ -14,7 +14,7 @@ import numpy as np
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional._util import check_broadcast
-from tinyvision.kernels.compat import array_module, erf, to_device
+from tinyvision.kernels.compat import array_module, erf, is_array, to_device
 
 
 def _xp(*arrays: Any):
@@ -85,10 +85,12 @@ class Pow(Function):
     def backward(ctx: Context, grad):  # d(a^b)/da = b a^(b-1), d(a^b)/db = a^b ln a
         a, b, y = ctx.saved_tensors
         xp = _xp(grad)
-        ga = grad * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
-        gb = None
+        a_, b_ = xp.asarray(a), xp.asarray(b)  # either may be a Python number (x ** 2, 2 ** x)
+        ga = gb = None
+        if ctx.needs_input_grad[0]:  # PyTorch's convention: 0 where b == 0, even at a == 0
+            ga = xp.where(b_ == 0, 0, grad * b * a ** (b - 1))
         if ctx.needs_input_grad[1]:  # PyTorch's convention: the term is 0 where a == 0
-            gb = grad * y * xp.log(xp.where(a == 0, 1, a))
+            gb = grad * y * xp.log(xp.where(a_ == 0, 1, a_))
         return ga, gb
 
 
@@ -274,9 +276,8 @@ class Sigmoid(Function):
 class ReLU(Function):
     @staticmethod
     def forward(ctx: Context, x):
-        mask = x > 0
-        ctx.save_for_backward(mask)
-        return x * mask
+        ctx.save_for_backward(x > 0)
+        return _xp(x).maximum(x, 0)  # not x * (x > 0): that turns -inf into -inf * 0 = nan
 
     @staticmethod
     def backward(ctx: Context, grad):  # 1 where x > 0, else 0 (0 at x == 0, as PyTorch)
@@ -359,21 +360,31 @@ class Softplus(Function):
 
 
 class Clamp(Function):
-    @staticmethod
-    def forward(ctx: Context, x, lo, hi):
-        xp = _xp(x)
-        inside = xp.ones(x.shape, dtype=bool)
-        if lo is not None:
-            inside &= x >= lo
-        if hi is not None:
-            inside &= x <= hi
-        ctx.save_for_backward(inside)
-        return xp.clip(x, lo, hi).astype(x.dtype)
+    """min(max(x, lo), hi); a bound is None, a number, or a tensor that broadcasts with x."""
 
     @staticmethod
-    def backward(ctx: Context, grad):  # 1 inside [lo, hi] (bounds included, as PyTorch)
-        (inside,) = ctx.saved_tensors
-        return grad * inside, None, None
+    def forward(ctx: Context, x, lo, hi):
+        for name, bound in (("min", lo), ("max", hi)):
+            if bound is not None:
+                check_broadcast(f"clamp (input and {name})", x, bound)
+        ctx.save_for_backward(x, lo, hi)
+        y = _xp(x).clip(x, lo, hi)
+        # number bounds keep x's dtype, as in PyTorch; tensor bounds promote
+        return y if is_array(lo) or is_array(hi) else y.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        """PyTorch's rule: x gets the gradient inside [lo, hi], bounds included; lo gets it
+        where x < lo < hi; hi where x > hi or hi < lo (then the output is hi everywhere)."""
+        x, lo, hi = ctx.saved_tensors
+        above_lo = True if lo is None else x >= lo
+        below_hi = True if hi is None else x <= hi
+        g_lo = g_hi = None
+        if ctx.needs_input_grad[1]:
+            g_lo = grad * (~above_lo & (True if hi is None else lo < hi))
+        if ctx.needs_input_grad[2]:
+            g_hi = grad * (~below_hi | (False if lo is None else hi < lo))
+        return grad * (above_lo & below_hi), g_lo, g_hi
 
 
 class Maximum(Function):
@@ -410,8 +421,9 @@ class Where(Function):
         xp = _xp(condition, a, b)
         if xp.asarray(condition).dtype != bool:
             raise TypeError(f"where: condition must be a bool tensor, got dtype {xp.asarray(condition).dtype}")
-        check_broadcast("where", condition, a)
-        check_broadcast("where", condition, b)
+        check_broadcast("where (condition and input)", condition, a)
+        check_broadcast("where (condition and other)", condition, b)
+        check_broadcast("where (input and other)", a, b)
         ctx.save_for_backward(condition)
         return xp.where(condition, a, b)
 
@@ -524,7 +536,8 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 
 def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:
-    """Limit to [min, max]; either bound may be None. Gradient 1 inside, 0 outside."""
+    """Limit to [min, max]; either bound may be None, a number or a tensor (broadcast).
+    Gradient w.r.t. input: 1 inside [min, max] (bounds included), 0 outside."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
     return Clamp.apply(input, min, max)
@@ -547,21 +560,22 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
 
 
 # ------------------------------------------------------------------ comparisons (no gradient)
-def _compare(op: str, a: Any, b: Any) -> Tensor:
+def _compare(op: str, ufunc: str, a: Any, b: Any) -> Tensor:
+    """``op`` is PyTorch's name (for errors), ``ufunc`` NumPy's."""
     a = a.data if isinstance(a, Tensor) else a
     b = b.data if isinstance(b, Tensor) else b
     check_broadcast(op, a, b)
-    return Tensor(getattr(_xp(a, b), op)(a, b))
+    return Tensor(getattr(_xp(a, b), ufunc)(a, b))
 
 
-def eq(input: Any, other: Any) -> Tensor: return _compare("equal", input, other)
-def ne(input: Any, other: Any) -> Tensor: return _compare("not_equal", input, other)
-def lt(input: Any, other: Any) -> Tensor: return _compare("less", input, other)
-def le(input: Any, other: Any) -> Tensor: return _compare("less_equal", input, other)
-def gt(input: Any, other: Any) -> Tensor: return _compare("greater", input, other)
-def ge(input: Any, other: Any) -> Tensor: return _compare("greater_equal", input, other)
-def logical_and(input: Any, other: Any) -> Tensor: return _compare("logical_and", input, other)
-def logical_or(input: Any, other: Any) -> Tensor: return _compare("logical_or", input, other)
+def eq(input: Any, other: Any) -> Tensor: return _compare("eq", "equal", input, other)
+def ne(input: Any, other: Any) -> Tensor: return _compare("ne", "not_equal", input, other)
+def lt(input: Any, other: Any) -> Tensor: return _compare("lt", "less", input, other)
+def le(input: Any, other: Any) -> Tensor: return _compare("le", "less_equal", input, other)
+def gt(input: Any, other: Any) -> Tensor: return _compare("gt", "greater", input, other)
+def ge(input: Any, other: Any) -> Tensor: return _compare("ge", "greater_equal", input, other)
+def logical_and(input: Any, other: Any) -> Tensor: return _compare("logical_and", "logical_and", input, other)
+def logical_or(input: Any, other: Any) -> Tensor: return _compare("logical_or", "logical_or", input, other)
 
 
 def logical_not(input: Tensor) -> Tensor:

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from tinyvision.autograd.function import Context, Function, sum_to
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.kernels.compat import array_module
 
 
 class MatMul(Function):
@@ -17,6 +20,11 @@ class MatMul(Function):
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: "
                              f"the last dim of the first ({ka}) must equal the "
                              f"{'only' if b.ndim == 1 else 'second-to-last'} dim of the second ({kb})")
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(f"matmul: the batch dims of shapes {a.shape} and {b.shape} "
+                             f"({a.shape[:-2]} and {b.shape[:-2]}) cannot be broadcast together") from None
         ctx.save_for_backward(a, b)
         return a @ b
 
@@ -27,11 +35,11 @@ class MatMul(Function):
         a, b = ctx.saved_tensors
         A = a[None, :] if a.ndim == 1 else a
         B = b[:, None] if b.ndim == 1 else b
-        G = grad
+        G = array_module(grad).asarray(grad)  # vector @ vector gives NumPy a scalar, not an array
+        if b.ndim == 1:  # put back the dims that 1-D operands dropped: m first, then n
+            G = G[..., None]
         if a.ndim == 1:
             G = G[..., None, :]
-        if b.ndim == 1:
-            G = G[..., None]
         ga = gb = None
         if ctx.needs_input_grad[0]:
             ga = sum_to(G @ B.swapaxes(-1, -2), A.shape).reshape(a.shape)
@@ -50,5 +58,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if input.shape[-1:] != weight.shape[-1:]:
         raise ValueError(f"linear: input of shape {input.shape} has {input.shape[-1] if input.ndim else 0} "
                          f"features but weight of shape {weight.shape} expects {weight.shape[-1]}")
+    if bias is not None and bias.shape not in ((weight.shape[0],), ()):
+        raise ValueError(f"linear: bias of shape {bias.shape} does not fit weight of shape "
+                         f"{weight.shape}: expected ({weight.shape[0]},)")
     out = matmul(input, weight.mT)
     return out if bias is None else out + bias

@@ -5,6 +5,7 @@ broadcasts against the input: that is ``expand_reduced``.
 """
 from __future__ import annotations
 
+import builtins
 from collections import namedtuple
 from typing import Any
 
@@ -33,21 +34,33 @@ class Sum(Function):
 
 
 class Var(Function):
-    """Variance with Bessel's ``correction``: sum((x - mean)^2) / (n - correction)."""
+    """Variance with Bessel's ``correction``: sum((x - mean)^2) / (n - correction), or its
+    square root, the standard deviation, when ``take_sqrt``."""
 
     @staticmethod
-    def forward(ctx: Context, x, axes, keepdim, correction):
+    def forward(ctx: Context, x, axes, keepdim, correction, take_sqrt):
+        xp = array_module(x)
         n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
         centred = x - x.mean(axis=axes, keepdims=True)
-        ctx.save_for_backward(centred)
-        ctx.axes, ctx.keepdim, ctx.denom = axes, keepdim, n - correction  # 0 gives inf/nan, as PyTorch
-        return (centred * centred).sum(axis=axes, keepdims=keepdim) / ctx.denom
+        # PyTorch divides by max(0, n - correction): 0 gives inf or nan (with a warning)
+        denom = builtins.max(0, n - correction)
+        y = (centred * centred).sum(axis=axes, keepdims=True) / denom
+        if take_sqrt:
+            y = xp.sqrt(y)
+        ctx.save_for_backward(centred, y)
+        ctx.axes, ctx.keepdim, ctx.denom, ctx.take_sqrt = axes, keepdim, denom, take_sqrt
+        return y if keepdim else y.squeeze(axis=axes)
 
     @staticmethod
-    def backward(ctx: Context, grad):  # d var / dx_i = 2 (x_i - mean) / (n - correction)
-        (centred,) = ctx.saved_tensors
+    def backward(ctx: Context, grad):
+        """d var / dx_i = 2 (x_i - mean) / (n - correction);  d std / dx_i = that / (2 std),
+        taken as 0 where std = 0 (all values equal), as PyTorch does."""
+        centred, y = ctx.saved_tensors
+        xp = array_module(y)
         g = expand_reduced(grad, centred.shape, ctx.axes, ctx.keepdim)
-        return g * centred * (2 / ctx.denom), None, None, None
+        if ctx.take_sqrt:
+            return g * centred / (xp.where(y == 0, 1, y) * ctx.denom) * (y != 0), None, None, None, None
+        return g * centred * 2 / ctx.denom, None, None, None, None  # array / 0 is inf/nan, not an error
 
 
 class Extreme(Function):
@@ -68,13 +81,23 @@ class Extreme(Function):
         return g * hit / count, None, None, None
 
 
+def _max_shift(x, axes: tuple[int, ...]):
+    """The max over ``axes`` (kept as size 1), to subtract before exp() so that exp(x - m) <= 1
+    never overflows. 0 where the max is not finite (an all -inf row stays -inf, not NaN) and
+    over an empty dim (where max() has no value but the sum of exps is just 0)."""
+    xp = array_module(x)
+    if any(x.shape[a] == 0 for a in axes):
+        return xp.zeros([1 if a in axes else n for a, n in enumerate(x.shape)], dtype=x.dtype)
+    m = x.max(axis=axes, keepdims=True)
+    return xp.where(xp.isfinite(m), m, 0)
+
+
 class LogSumExp(Function):
     @staticmethod
     def forward(ctx: Context, x, axes, keepdim):
         xp = array_module(x)
-        m = x.max(axis=axes, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)  # all -inf rows stay -inf instead of NaN
-        y = m + xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True))  # shift by the max: no overflow
+        m = _max_shift(x, axes)
+        y = m + xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True))  # -inf over an empty dim
         ctx.save_for_backward(x, y)
         ctx.axes, ctx.keepdim = axes, keepdim
         return y if keepdim else y.squeeze(axis=axes)
@@ -100,39 +123,45 @@ class Prod(Function):
         (x,) = ctx.saved_tensors
         xp = array_module(x)
         axes, rest = ctx.axes, [a for a in range(x.ndim) if a not in ctx.axes]
-        flat = x.transpose(rest + list(axes)).reshape([x.shape[a] for a in rest] + [-1])
+        n = int(np.prod([x.shape[a] for a in axes]))  # not -1: ambiguous when x is empty
+        flat = x.transpose(rest + list(axes)).reshape([x.shape[a] for a in rest] + [n])
         ones = xp.ones(flat.shape[:-1] + (1,), dtype=x.dtype)
-        before = xp.cumprod(xp.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
-        after = xp.flip(xp.cumprod(xp.flip(xp.concatenate([flat[..., 1:], ones], axis=-1), -1), axis=-1), -1)
+        # before[i] = x_0 ... x_(i-1) and after[i] = x_(i+1) ... x_(n-1), both 1 when empty
+        before = xp.cumprod(xp.concatenate([ones, flat], axis=-1), axis=-1)[..., :-1]
+        after = xp.flip(xp.cumprod(xp.flip(xp.concatenate([flat, ones], axis=-1), -1), axis=-1), -1)[..., 1:]
         others = (before * after).reshape([x.shape[a] for a in rest + list(axes)])
         others = others.transpose(np.argsort(rest + list(axes)))
         g = expand_reduced(grad, x.shape, axes, ctx.keepdim)
         return g * others, None, None
 
 
-class Norm2(Function):
-    """Euclidean norm sqrt(sum x^2); its gradient x / ||x|| is taken as 0 where ||x|| = 0."""
+class Norm(Function):
+    """Vector p-norm ||x||_p = (sum |x|^p)^(1/p) for a finite p != 0."""
 
     @staticmethod
-    def forward(ctx: Context, x, axes, keepdim):
-        y = array_module(x).sqrt((x * x).sum(axis=axes, keepdims=True))
+    def forward(ctx: Context, x, p, axes, keepdim):
+        xp = array_module(x)
+        y = (xp.abs(x) ** p).sum(axis=axes, keepdims=True) ** (1 / p)
         ctx.save_for_backward(x, y)
-        ctx.axes, ctx.keepdim = axes, keepdim
+        ctx.p, ctx.axes, ctx.keepdim = p, axes, keepdim
         return y if keepdim else y.squeeze(axis=axes)
 
     @staticmethod
     def backward(ctx: Context, grad):
+        """d||x||/dx_i = sign(x_i) (|x_i| / ||x||)^(p-1)  (x / ||x|| for p = 2), written with
+        the ratio so that neither power overflows; taken as 0 where ||x|| = 0, as PyTorch."""
         x, y = ctx.saved_tensors
+        xp = array_module(x)
         g = expand_reduced(grad, x.shape, ctx.axes, ctx.keepdim)
-        safe = array_module(y).where(y == 0, 1, y)
-        return g * x / safe * (y != 0), None, None
+        ratio = xp.abs(x) / xp.where(y == 0, 1, y)
+        return g * xp.sign(x) * ratio ** (ctx.p - 1) * (y != 0), None, None, None
 
 
 class Softmax(Function):
     @staticmethod
     def forward(ctx: Context, x, dim):
         xp = array_module(x)
-        e = xp.exp(x - x.max(axis=dim, keepdims=True))  # shift by the max: e <= 1, no overflow
+        e = xp.exp(x - _max_shift(x, (dim,)))
         y = e / e.sum(axis=dim, keepdims=True)
         ctx.save_for_backward(y)
         ctx.dim = dim
@@ -149,7 +178,7 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx: Context, x, dim):
         xp = array_module(x)
-        shifted = x - x.max(axis=dim, keepdims=True)
+        shifted = x - _max_shift(x, (dim,))
         y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))  # x - logsumexp(x)
         ctx.save_for_backward(y)
         ctx.dim = dim
@@ -174,20 +203,35 @@ def mean(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
 
 
 def var(input: Tensor, dim: Dim = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
-    """Variance; ``correction=1`` (the default, as in PyTorch) divides by n - 1."""
-    return Var.apply(input, normalize_dims(dim, input.ndim, "var"), keepdim, correction)
+    """Variance over ``dim``; ``correction=1`` (the default, as in PyTorch) divides by n - 1."""
+    return Var.apply(input, normalize_dims(dim, input.ndim, "var"), keepdim, correction, False)
 
 
 def std(input: Tensor, dim: Dim = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
-    return E.sqrt(var(input, dim, correction=correction, keepdim=keepdim))
+    """Standard deviation, sqrt(var); its gradient is 0 where it is 0."""
+    return Var.apply(input, normalize_dims(dim, input.ndim, "std"), keepdim, correction, True)
+
+
+def _check_nonempty(op: str, shape: tuple[int, ...], axes: tuple[int, ...]) -> None:
+    """The max of nothing does not exist: refuse an empty reduced dim, as PyTorch does."""
+    for a in axes:
+        if shape[a] == 0:
+            raise IndexError(f"{op}: cannot reduce over dim {a} of size 0 (input shape {shape})")
+
+
+def _extreme(op: str, input: Tensor, dim: Dim, keepdim: bool, largest: bool) -> Tensor:
+    axes = normalize_dims(dim, input.ndim, op)
+    _check_nonempty(op, input.shape, axes)
+    return Extreme.apply(input, axes, keepdim, largest)
 
 
 def amax(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
-    return Extreme.apply(input, normalize_dims(dim, input.ndim, "amax"), keepdim, True)
+    """Largest value over ``dim``; the gradient is shared evenly among tied maxima."""
+    return _extreme("amax", input, dim, keepdim, True)
 
 
 def amin(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
-    return Extreme.apply(input, normalize_dims(dim, input.ndim, "amin"), keepdim, False)
+    return _extreme("amin", input, dim, keepdim, False)
 
 
 def _max_or_min(op: str, input: Tensor, dim: Any, keepdim: bool, largest: bool) -> Any:
@@ -195,8 +239,8 @@ def _max_or_min(op: str, input: Tensor, dim: Any, keepdim: bool, largest: bool) 
     max(x, other_tensor) -> elementwise maximum."""
     if isinstance(dim, Tensor):
         return E.maximum(input, dim) if largest else E.minimum(input, dim)
-    if dim is None:
-        return Extreme.apply(input, normalize_dims(None, input.ndim, op), False, largest)
+    if dim is None:  # the gradient is shared evenly among ties, as PyTorch's max()
+        return _extreme(op, input, None, False, largest)
     if not isinstance(dim, (int, np.integer)):
         raise TypeError(f"{op}: dim must be an int (or a Tensor for the elementwise form), got {dim!r}")
     from tinyvision.functional.indexing import gather
@@ -228,9 +272,11 @@ def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tens
 def _arg(input: Tensor, dim: int | None, keepdim: bool, op: str) -> Tensor:
     x = input.data
     if dim is None:
+        _check_nonempty(op, (x.size,), (0,))
         out = getattr(x.reshape(-1), op)()
         return Tensor(out.reshape((1,) * x.ndim) if keepdim else out).long()
     axis = normalize_dim(dim, x.ndim, op)
+    _check_nonempty(op, x.shape, (axis,) if x.ndim else ())
     return Tensor(getattr(x, op)(axis=axis, keepdims=keepdim).astype(np.int64))
 
 
@@ -244,17 +290,18 @@ def prod(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
 
 
 def norm(input: Tensor, p: Any = 2, dim: Dim = None, keepdim: bool = False) -> Tensor:
-    """Vector p-norm over ``dim``: p = 2 or 'fro' (default), 1, inf, -inf, or any float."""
+    """Vector p-norm over ``dim`` (all axes when None): p = 2 or 'fro' (the default), 1, 3, any
+    finite p != 0, inf (max |x|) or -inf (min |x|). The gradient is 0 where the norm is 0."""
     axes = normalize_dims(dim, input.ndim, "norm")
-    if p in (2, "fro"):
-        return Norm2.apply(input, axes, keepdim)
-    if p in (float("inf"), "inf"):
+    if p == "fro":
+        p = 2
+    if isinstance(p, str) or p == 0:
+        raise ValueError(f"norm: p must be a nonzero number, 'fro', inf or -inf, got {p!r}")
+    if p == float("inf"):
         return amax(E.abs(input), axes, keepdim)
-    if p in (float("-inf"), "-inf"):
+    if p == float("-inf"):
         return amin(E.abs(input), axes, keepdim)
-    if isinstance(p, str):
-        raise ValueError(f"norm: p must be a number, 'fro', inf or -inf, got {p!r}")
-    return E.abs(input).pow(p).sum(axes, keepdim).pow(1.0 / p)
+    return Norm.apply(input, float(p), axes, keepdim)
 
 
 def softmax(input: Tensor, dim: int) -> Tensor:
