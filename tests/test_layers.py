@@ -1,0 +1,431 @@
+"""Every layer against its torch.nn counterpart with the same weights.
+
+torch's layer is built (and its parameters randomised so that no weight is a trivial 1 or 0),
+its state_dict is loaded into ours through ``load_state_dict`` (which also checks that the key
+names and shapes agree), both run on the same input, and we compare the outputs, the input
+gradients and every parameter gradient of sum(out * u) for a fixed random u, in float32 and
+float64. Tolerances are those of tests/helpers.py; a case that sums many terms (conv,
+attention) scales them, with the reason next to it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinyvision as tv
+import tinyvision.nn as nn
+import tinyvision.nn.functional as F
+from tests.helpers import DTYPES, tol
+
+
+def needs(*ops: str):
+    """Skip a test whose functional op is not exported yet (other issues are adding them)."""
+    missing = [op for op in ops if not hasattr(F, op)]
+    return pytest.mark.skipif(bool(missing), reason=f"tinyvision.nn.functional lacks {missing}")
+
+
+def torch_dtype(dtype):
+    return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+
+
+def randomize(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.uniform_(-1.0, 1.0)
+    return module
+
+
+def as_tuple(x: Any) -> tuple:
+    return x if isinstance(x, tuple) else (x,)
+
+
+def parity(ours: nn.Module, theirs: torch.nn.Module, arrays: list[np.ndarray], dtype: Any,
+           scale: float = 1.0, call: Callable = lambda m, *xs: m(*xs)) -> tuple:
+    """Load torch's weights into ours; compare outputs, input grads and parameter grads.
+
+    ``arrays`` are the positional inputs (float ones are cast to ``dtype`` and require grad);
+    ``call(module, *inputs)`` may return a tuple (each non-None output is compared and
+    receives its own random upstream gradient). Returns (ours, theirs) outputs.
+    """
+    theirs.to(torch_dtype(dtype))
+    ours.to(dtype)
+    assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == \
+        [(k, tuple(v.shape)) for k, v in theirs.state_dict().items()]
+    ours.load_state_dict(theirs.state_dict())
+    arrays = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
+    xs = [tv.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+    xts = [torch.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+    outs, outs_t = as_tuple(call(ours, *xs)), as_tuple(call(theirs, *xts))
+    rng = np.random.default_rng(1)
+    loss, loss_t = 0, 0
+    for i, (y, yt) in enumerate(zip(outs, outs_t)):
+        assert (y is None) == (yt is None), f"output {i}"
+        if y is None:
+            continue
+        assert np.isfinite(yt.detach().numpy()).all(), f"torch output {i} is not finite: the case tests nothing"
+        np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), **tol(dtype, scale),
+                                   err_msg=f"output {i}")
+        if yt.requires_grad:
+            u = rng.standard_normal(yt.shape).astype(dtype)
+            loss, loss_t = loss + (y * tv.tensor(u)).sum(), loss_t + (yt * torch.tensor(u)).sum()
+    if isinstance(loss_t, torch.Tensor):
+        loss.backward()
+        loss_t.backward()
+        for i, (x, xt) in enumerate(zip(xs, xts)):
+            if xt.grad is not None:
+                np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), **tol(dtype, scale),
+                                           err_msg=f"gradient of input {i}")
+        grads_t = {n: p.grad for n, p in theirs.named_parameters()}
+        for name, p in ours.named_parameters():
+            gt = grads_t[name]
+            assert (p.grad is None) == (gt is None), name
+            if gt is not None:
+                np.testing.assert_allclose(p.grad.numpy(), gt.numpy(), **tol(dtype, scale),
+                                           err_msg=f"gradient of {name}")
+    return outs, outs_t
+
+
+X = np.random.default_rng(0).standard_normal
+
+
+# ----------------------------------------------------------------------------- stateless + Linear
+SIMPLE = [
+    ("Linear", lambda lib: lib.Linear(5, 3), (4, 5), 1),
+    ("Linear-3d-nobias", lambda lib: lib.Linear(5, 3, bias=False), (2, 3, 5), 1),
+    ("ReLU", lambda lib: lib.ReLU(), (3, 4), 1),
+    # ours ignores inplace; torch's in-place ReLU refuses a leaf that requires grad
+    ("ReLU-inplace-flag", lambda lib: lib.ReLU(inplace=lib is nn), (3, 4), 1),
+    ("GELU", lambda lib: lib.GELU(), (3, 4), 1),
+    ("GELU-tanh", lambda lib: lib.GELU("tanh"), (3, 4), 1),
+    ("SiLU", lambda lib: lib.SiLU(), (3, 4), 1),
+    ("Tanh", lambda lib: lib.Tanh(), (3, 4), 1),
+    ("Sigmoid", lambda lib: lib.Sigmoid(), (3, 4), 1),
+    ("Softmax", lambda lib: lib.Softmax(dim=1), (2, 5, 3), 1),
+    ("Flatten", lambda lib: lib.Flatten(), (2, 3, 4, 5), 1),
+    ("Identity", lambda lib: lib.Identity(7, key="ignored"), (2, 3), 1),
+    ("LayerNorm", lambda lib: lib.LayerNorm((4, 5)), (3, 4, 5), 1),
+    ("LayerNorm-eps1e-6-nobias", lambda lib: lib.LayerNorm(5, eps=1e-6, bias=False), (3, 5), 1),
+    ("GroupNorm", lambda lib: lib.GroupNorm(2, 6), (2, 6, 3, 3), 1),
+    ("GroupNorm-noaffine", lambda lib: lib.GroupNorm(3, 6, affine=False), (2, 6, 4), 1),
+    ("LocalResponseNorm", lambda lib: lib.LocalResponseNorm(3, alpha=0.1, beta=0.75, k=2.0), (2, 6, 3, 3), 1),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,make,shape,scale", SIMPLE, ids=[c[0] for c in SIMPLE])
+def test_simple_layers_match_torch(name, make, shape, scale, dtype):
+    parity(make(nn), randomize(make(torch.nn)), [X(shape)], dtype, scale)
+
+
+def test_softmax_without_dim_picks_torchs_legacy_dim():
+    x = X((2, 3, 4))
+    with pytest.warns(UserWarning, match="dim"):
+        ours = nn.Softmax()(tv.tensor(x))
+    with pytest.warns(UserWarning):
+        theirs = torch.nn.Softmax()(torch.tensor(x))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), **tol(np.float64))
+
+
+@settings(max_examples=10)
+@given(lead=st.lists(st.integers(1, 3), min_size=0, max_size=3), fin=st.integers(1, 6), fout=st.integers(1, 6))
+def test_linear_any_leading_shape(lead, fin, fout):
+    parity(nn.Linear(fin, fout), randomize(torch.nn.Linear(fin, fout)), [X((*lead, fin))], np.float64)
+
+
+# ----------------------------------------------------------------------------- conv, pooling, resize
+CONV = [  # float32 scale 10: each output sums up to C_in*k*k = 36 products
+    ("Conv2d", lambda lib: lib.Conv2d(4, 6, 3, stride=2, padding=1), (2, 4, 7, 7)),
+    ("Conv2d-groups-dilation-nobias", lambda lib: lib.Conv2d(4, 6, 3, padding=2, dilation=2, groups=2, bias=False), (2, 4, 6, 5)),
+    ("Conv2d-same-k4", lambda lib: lib.Conv2d(3, 2, 4, padding="same"), (1, 3, 6, 6)),
+    ("Conv2d-rect", lambda lib: lib.Conv2d(2, 3, (3, 1), stride=(1, 2), padding=(1, 0)), (2, 2, 5, 6)),
+    ("ConvTranspose2d", lambda lib: lib.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1), (2, 4, 4, 5)),
+    ("ConvTranspose2d-groups", lambda lib: lib.ConvTranspose2d(4, 6, 2, stride=2, groups=2, bias=False), (1, 4, 3, 3)),
+]
+
+
+@needs("conv2d", "conv_transpose2d")
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's note on its own padded copy
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,make,shape", CONV, ids=[c[0] for c in CONV])
+def test_conv_layers_match_torch(name, make, shape, dtype):
+    parity(make(nn), randomize(make(torch.nn)), [X(shape)], dtype, scale=10)
+
+
+@needs("conv_transpose2d")
+def test_conv_transpose_output_size():
+    make = lambda lib: lib.ConvTranspose2d(3, 2, 3, stride=2, padding=1)  # noqa: E731
+    parity(make(nn), randomize(make(torch.nn)), [X((1, 3, 4, 4))], np.float64,
+           call=lambda m, x: m(x, output_size=[8, 8]))
+    with pytest.raises(ValueError, match=r"output_size.*\[7, 8\]"):
+        make(nn)(tv.zeros(1, 3, 4, 4), output_size=(9, 9))
+
+
+POOL = [
+    ("MaxPool2d", lambda lib: lib.MaxPool2d(3, 2, 1), (2, 3, 7, 7)),
+    ("MaxPool2d-ceil", lambda lib: lib.MaxPool2d(3, 2, ceil_mode=True), (1, 2, 8, 8)),
+    ("MaxPool2d-dilation", lambda lib: lib.MaxPool2d(2, 1, dilation=2), (1, 2, 5, 5)),
+    ("AvgPool2d", lambda lib: lib.AvgPool2d(3, 2, 1), (2, 3, 7, 7)),
+    ("AvgPool2d-nopadcount-ceil", lambda lib: lib.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), (1, 2, 6, 6)),
+    ("AdaptiveAvgPool2d", lambda lib: lib.AdaptiveAvgPool2d((3, 2)), (2, 3, 7, 5)),
+    ("AdaptiveAvgPool2d-1", lambda lib: lib.AdaptiveAvgPool2d(1), (2, 3, 4, 4)),
+    ("AdaptiveMaxPool2d", lambda lib: lib.AdaptiveMaxPool2d((2, 3)), (2, 3, 5, 7)),
+]
+
+
+@needs("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,make,shape", POOL, ids=[c[0] for c in POOL])
+def test_pooling_layers_match_torch(name, make, shape, dtype):
+    parity(make(nn), make(torch.nn), [X(shape)], dtype)
+
+
+@needs("max_pool2d", "adaptive_max_pool2d")
+def test_pooling_return_indices_match_torch():
+    x = X((1, 2, 6, 6))
+    for make in (lambda lib: lib.MaxPool2d(2, return_indices=True),
+                 lambda lib: lib.AdaptiveMaxPool2d(3, return_indices=True)):
+        (_, idx), (_, idx_t) = parity(make(nn), make(torch.nn), [x], np.float64)
+        np.testing.assert_array_equal(idx.numpy(), idx_t.numpy())
+
+
+UPSAMPLE = [
+    ("nearest-x2", lambda lib: lib.Upsample(scale_factor=2), (1, 2, 3, 4)),
+    ("nearest-size", lambda lib: lib.Upsample(size=(5, 7)), (1, 2, 3, 4)),
+    ("bilinear", lambda lib: lib.Upsample(scale_factor=2, mode="bilinear"), (2, 2, 3, 3)),
+    ("bilinear-align", lambda lib: lib.Upsample(size=(5, 4), mode="bilinear", align_corners=True), (1, 3, 3, 3)),
+]
+
+
+@needs("interpolate")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,make,shape", UPSAMPLE, ids=[c[0] for c in UPSAMPLE])
+def test_upsample_matches_torch(name, make, shape, dtype):
+    parity(make(nn), make(torch.nn), [X(shape)], dtype)
+
+
+# ----------------------------------------------------------------------------- BatchNorm
+BN = [
+    ("BatchNorm1d-2d", lambda lib: lib.BatchNorm1d(4), (8, 4)),
+    ("BatchNorm1d-3d", lambda lib: lib.BatchNorm1d(3, momentum=0.3), (4, 3, 5)),
+    ("BatchNorm2d", lambda lib: lib.BatchNorm2d(3), (4, 3, 5, 5)),
+    ("BatchNorm2d-cumulative", lambda lib: lib.BatchNorm2d(3, momentum=None), (2, 3, 4, 4)),
+    ("BatchNorm2d-noaffine", lambda lib: lib.BatchNorm2d(3, affine=False, eps=1e-3), (2, 3, 4, 4)),
+    ("BatchNorm2d-nobias", lambda lib: lib.BatchNorm2d(3, bias=False), (2, 3, 4, 4)),
+    ("BatchNorm2d-untracked", lambda lib: lib.BatchNorm2d(3, track_running_stats=False), (2, 3, 4, 4)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,make,shape", BN, ids=[c[0] for c in BN])
+def test_batchnorm_train_steps_then_eval_match_torch(name, make, shape, dtype):
+    """Three training steps on different batches (output, gradients and the running mean,
+    unbiased running variance and num_batches_tracked after each), then eval mode."""
+    ours, theirs = make(nn), randomize(make(torch.nn))
+    rng = np.random.default_rng(3)
+    for step in range(3):
+        x = rng.normal(2.0 * step, 1.0 + step, shape)  # the statistics move between steps
+        parity(ours, theirs, [x], dtype)
+        for key, v in theirs.state_dict().items():
+            np.testing.assert_allclose(ours.state_dict()[key].numpy(), v.numpy(), **tol(dtype),
+                                       err_msg=f"{key} after step {step}")
+        ours.zero_grad()
+        theirs.zero_grad()
+    ours.eval()
+    theirs.eval()
+    parity(ours, theirs, [rng.normal(1.0, 2.0, shape)], dtype)
+
+
+def test_batchnorm_rejects_wrong_rank_and_single_value():
+    with pytest.raises(ValueError, match=r"BatchNorm2d: expected 4-d input, got shape \(2, 3\)"):
+        nn.BatchNorm2d(3)(tv.zeros(2, 3))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        nn.BatchNorm1d(3)(tv.zeros(1, 3))
+
+
+# ----------------------------------------------------------------------------- Embedding, Dropout
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padding_idx", [None, 0, -1])
+def test_embedding_matches_torch(padding_idx, dtype):
+    idx = np.array([[0, 2, 4], [4, 4, 1]], dtype=np.int64)
+    make = lambda lib: lib.Embedding(5, 3, padding_idx=padding_idx)  # noqa: E731
+    parity(make(nn), randomize(make(torch.nn)), [idx], dtype)
+    if padding_idx is not None:  # the padding row starts at zero
+        assert np.all(nn.Embedding(5, 3, padding_idx=padding_idx).weight.detach().numpy()[padding_idx] == 0)
+
+
+def test_dropout_statistics_and_eval_identity():
+    p, n = 0.3, 200_000
+    tv.manual_seed(0)
+    drop = nn.Dropout(p)
+    x = tv.ones(n, requires_grad=True)
+    y = drop(x)
+    out = y.detach().numpy()
+    zeros = np.mean(out == 0)
+    assert abs(zeros - p) < 5 * np.sqrt(p * (1 - p) / n)  # binomial: 5 standard errors
+    np.testing.assert_allclose(out[out != 0], 1 / (1 - p), rtol=1e-6)  # inverted scaling
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), out)  # d(x * mask/(1-p))/dx = mask/(1-p)
+    drop.eval()
+    z = tv.tensor(X(10).astype(np.float32))
+    np.testing.assert_array_equal(drop(z).numpy(), z.numpy())
+    assert np.all(nn.Dropout(0.0)(z).numpy() == z.numpy())
+    with pytest.raises(ValueError, match="p must be in"):
+        nn.Dropout(1.5)
+
+
+# ----------------------------------------------------------------------------- MultiheadAttention
+E, H, L, S, N = 8, 2, 4, 5, 3
+
+
+def mha_inputs(batch_first: bool, unbatched: bool = False):
+    shape = (lambda t: (t, E)) if unbatched else ((lambda t: (N, t, E)) if batch_first else (lambda t: (t, N, E)))
+    return [X(shape(L)), X(shape(S)), X(shape(S))]
+
+
+def key_padding():
+    kpm = np.zeros((N, S), dtype=bool)
+    kpm[0, -2:] = True  # sample 0 ignores its last two keys
+    kpm[2, 0] = True
+    return kpm
+
+
+def per_head_mask():
+    """(N * H, L, S) random bool mask; key 1 stays visible so that no row is fully masked
+    (a fully masked row is NaN in both libraries and would test nothing)."""
+    mask = np.random.default_rng(5).random((N * H, L, S)) < 0.3
+    mask[..., 1] = False
+    return mask
+
+
+def causal_like():
+    return np.triu(np.ones((L, S), dtype=bool), k=2)
+
+
+MHA_CASES = {
+    "plain": dict(),
+    "key_padding_mask": dict(key_padding_mask=key_padding()),
+    "bool_attn_mask": dict(attn_mask=causal_like()),
+    "float_attn_mask": dict(attn_mask=X((L, S))),
+    "per_head_mask_and_padding": dict(attn_mask=per_head_mask(), key_padding_mask=key_padding()),
+    "float_key_padding": dict(key_padding_mask=X((N, S))),
+    "per_head_weights": dict(average_attn_weights=False),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("case", list(MHA_CASES))
+def test_multihead_attention_matches_torch(case, batch_first, dtype):
+    kwargs = MHA_CASES[case]
+    make = lambda lib: lib.MultiheadAttention(E, H, batch_first=batch_first)  # noqa: E731
+
+    def call(m, q, k, v):
+        torchy = isinstance(m, torch.nn.Module)
+        kw = {key: (torch.tensor(val) if torchy else val) for key, val in kwargs.items()}
+        if "float" in case:  # float masks must have the query's dtype
+            kw = {key: val.to(torch_dtype(dtype)) if torchy else val.astype(dtype) for key, val in kw.items()}
+        return m(q, k, v, **kw)
+
+    parity(make(nn), randomize(make(torch.nn)), mha_inputs(batch_first), dtype, scale=10, call=call)
+
+
+@needs("scaled_dot_product_attention")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_multihead_attention_fused_path_matches_torch(dtype):
+    """need_weights=False goes through F.scaled_dot_product_attention."""
+    make = lambda lib: lib.MultiheadAttention(E, H, batch_first=True)  # noqa: E731
+    kpm = key_padding()
+    call = lambda m, q, k, v: m(q, k, v, need_weights=False,  # noqa: E731
+                                key_padding_mask=torch.tensor(kpm) if isinstance(m, torch.nn.Module) else kpm)
+    parity(make(nn), randomize(make(torch.nn)), mha_inputs(True), dtype, scale=10, call=call)
+
+
+def test_multihead_attention_unbatched_self_attention_and_causal():
+    make = lambda lib: lib.MultiheadAttention(E, H, bias=False)  # noqa: E731
+    x = X((L, E))
+    parity(make(nn), randomize(make(torch.nn)), [x, x, x], np.float64)
+    causal = np.triu(np.ones((L, L), dtype=bool), k=1)
+    ours = make(nn)
+    ours.load_state_dict(randomize(make(torch.nn)).state_dict())
+    xs = tv.tensor(X((L, N, E)))
+    a = ours(xs, xs, xs, is_causal=True)[0].detach().numpy()
+    b = ours(xs, xs, xs, attn_mask=causal)[0].detach().numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_multihead_attention_dropout_only_in_training():
+    m = nn.MultiheadAttention(E, H, dropout=0.5, batch_first=True)
+    q = tv.tensor(X((N, L, E)).astype(np.float32))
+    tv.manual_seed(0)
+    _, w_train = m(q, q, q, average_attn_weights=False)
+    m.eval()
+    out1, w_eval = m(q, q, q)
+    out2, _ = m(q, q, q)
+    np.testing.assert_array_equal(out1.detach().numpy(), out2.detach().numpy())  # eval is deterministic
+    np.testing.assert_allclose(w_eval.detach().numpy().sum(-1), 1.0, rtol=1e-5)  # returned weights are pre-dropout
+
+
+def test_multihead_attention_bad_input_is_named():
+    with pytest.raises(ValueError, match=r"embed_dim \(10\).*num_heads \(3\)"):
+        nn.MultiheadAttention(10, 3)
+    with pytest.raises(NotImplementedError, match="kdim"):
+        nn.MultiheadAttention(8, 2, kdim=4)
+    m = nn.MultiheadAttention(E, H)
+    q, k, v = (tv.tensor(a) for a in mha_inputs(False))
+    with pytest.raises(ValueError, match=r"attn_mask has shape \(2, 2\)"):
+        m(q, k, v, attn_mask=np.zeros((2, 2), dtype=bool))
+    with pytest.raises(ValueError, match=r"key_padding_mask has shape \(5, 3\), expected \(N, S\) = \(3, 5\)"):
+        m(q, k, v, key_padding_mask=np.zeros((S, N), dtype=bool))
+    with pytest.raises(ValueError, match="embed_dim=8"):
+        m(tv.zeros(L, N, 6), k, v)
+
+
+# ----------------------------------------------------------------------------- argument checks
+def test_layer_argument_errors_are_named():
+    with pytest.raises(ValueError, match=r"in_channels \(3\).*groups \(2\)"):
+        nn.Conv2d(3, 4, 3, groups=2)
+    with pytest.raises(NotImplementedError, match="padding_mode='zeros'"):
+        nn.Conv2d(3, 4, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="padding='same' needs stride 1"):
+        nn.Conv2d(3, 4, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="kernel_size must be an int or a pair"):
+        nn.Conv2d(3, 4, (1, 2, 3))
+    with pytest.raises(ValueError, match=r"num_channels \(5\).*num_groups \(2\)"):
+        nn.GroupNorm(2, 5)
+    with pytest.raises(ValueError, match="approximate"):
+        nn.GELU("fast")
+
+
+# ----------------------------------------------------------------------------- finite differences
+GRADCHECK = [
+    ("Linear", lambda: nn.Linear(4, 3), [(2, 4)], {}),
+    ("Conv2d", lambda: nn.Conv2d(2, 3, 3, stride=2, padding=1, groups=1), [(1, 2, 5, 5)], {}),
+    ("ConvTranspose2d", lambda: nn.ConvTranspose2d(2, 2, 3, stride=2), [(1, 2, 3, 3)], {}),
+    ("BatchNorm2d-train", lambda: nn.BatchNorm2d(2), [(3, 2, 2, 2)], {}),
+    ("GroupNorm", lambda: nn.GroupNorm(2, 4), [(2, 4, 3)], {}),
+    ("MultiheadAttention", lambda: nn.MultiheadAttention(4, 2, batch_first=True), [(2, 3, 4)] * 3,
+     dict(key_padding_mask=np.array([[False, False, True], [False, False, False]]))),
+]
+
+
+@pytest.mark.parametrize("name,make,shapes,kwargs", GRADCHECK, ids=[c[0] for c in GRADCHECK])
+def test_layer_gradients_by_finite_differences(name, make, shapes, kwargs):
+    """float64 central differences w.r.t. the inputs and every parameter (random directions)."""
+    m = make().double()
+    with tv.no_grad():  # non-trivial affine weights
+        for p in m.parameters():
+            p.data[...] = X(p.shape)
+    xs = [tv.tensor(X(s), requires_grad=True) for s in shapes]
+    params = list(m.parameters())
+
+    def fn(*args):
+        out = m(*args[:len(xs)], **kwargs)
+        return out[0] if isinstance(out, tuple) else out
+
+    assert tv.gradcheck(fn, xs + params, mode="random", n_directions=4)

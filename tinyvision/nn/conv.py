@@ -1,0 +1,133 @@
+"""``Conv2d`` and ``ConvTranspose2d`` (the compute is in ``F.conv2d`` / ``F.conv_transpose2d``).
+
+Only ``padding_mode='zeros'`` is implemented (PyTorch also has 'reflect', 'replicate' and
+'circular'); other values raise NotImplementedError.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from tinyvision import functional as F
+from tinyvision.autograd.tensor import Tensor
+from tinyvision.nn.linear import reset_weight_and_bias
+from tinyvision.nn.module import Module, empty_parameter
+
+
+def pair(value: Any, name: str) -> tuple[int, int]:
+    """``3`` -> (3, 3); ``(3, 2)`` stays; anything else is an error naming the argument."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+
+
+class _ConvNd(Module):
+    """What Conv2d and ConvTranspose2d share: argument checks, parameters, init and repr.
+
+    ``weight_shape`` differs: (out, in/groups, kH, kW) for Conv2d but (in, out/groups, kH, kW)
+    for ConvTranspose2d (the transposed conv is the gradient of a conv from out to in).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any,
+                 padding: Any, dilation: Any, groups: int, bias: bool, padding_mode: str,
+                 transposed: bool, output_padding: Any, device: str | None, dtype: Any) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if groups <= 0 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
+                             f"must both be divisible by groups ({groups})")
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"{name}: only padding_mode='zeros' is implemented, got {padding_mode!r}")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{name}: padding must be 'same', 'valid', an int or a pair, got {padding!r}")
+            if padding == "same" and pair(stride, "stride") != (1, 1):
+                raise ValueError(f"{name}: padding='same' needs stride 1, got stride={stride}")
+        else:
+            padding = pair(padding, "padding")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride = pair(kernel_size, "kernel_size"), pair(stride, "stride")
+        self.padding, self.dilation, self.padding_mode = padding, pair(dilation, "dilation"), padding_mode
+        self.transposed, self.output_padding = transposed, pair(output_padding, "output_padding")
+        channels = (in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups)
+        self.weight = empty_parameter(channels + self.kernel_size, dtype, device)
+        self.bias = empty_parameter((out_channels,), dtype, device) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        reset_weight_and_bias(self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Conv2d(_ConvNd):
+    """2-D cross-correlation: (N, C_in, H, W) -> (N, C_out, H_out, W_out) with
+    H_out = floor((H + 2 p - d (k - 1) - 1) / s) + 1.
+
+    ``weight`` (C_out, C_in/groups, kH, kW), ``bias`` (C_out,); ``padding`` may be an int, a
+    pair, 'valid' or 'same' (stride 1). Init: PyTorch's kaiming_uniform_(a=sqrt(5)).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
+                 stride: int | Sequence[int] = 1, padding: int | Sequence[int] | str = 0,
+                 dilation: int | Sequence[int] = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device: str | None = None, dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, False, 0, device, dtype)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """The adjoint of Conv2d ("deconvolution"): (N, C_in, H, W) -> (N, C_out, H_out, W_out) with
+    H_out = (H - 1) s - 2 p + d (k - 1) + output_padding + 1.
+
+    ``weight`` (C_in, C_out/groups, kH, kW), ``bias`` (C_out,). ``forward(input, output_size)``
+    may ask for one of the s possible sizes instead of giving ``output_padding``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
+                 stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
+                 output_padding: int | Sequence[int] = 0, groups: int = 1, bias: bool = True,
+                 dilation: int | Sequence[int] = 1, padding_mode: str = "zeros",
+                 device: str | None = None, dtype: Any = None) -> None:
+        if isinstance(padding, str):
+            raise ValueError(f"ConvTranspose2d: padding must be an int or a pair, got {padding!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, True, output_padding, device, dtype)
+
+    def _output_padding(self, input: Tensor, output_size: Sequence[int] | None) -> tuple[int, int]:
+        """The output_padding that yields ``output_size`` (its last two entries are H, W)."""
+        if output_size is None:
+            return self.output_padding
+        want = tuple(output_size)[-2:]
+        extra = []
+        for i, (n, target) in enumerate(zip(input.shape[2:], want)):
+            smallest = ((n - 1) * self.stride[i] - 2 * self.padding[i]
+                        + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            if not smallest <= target < smallest + self.stride[i]:
+                raise ValueError(f"ConvTranspose2d: output_size {tuple(output_size)} is not reachable from "
+                                 f"input of shape {input.shape}: dim {i} must be in "
+                                 f"[{smallest}, {smallest + self.stride[i] - 1}]")
+            extra.append(target - smallest)
+        return extra[0], extra[1]
+
+    def forward(self, input: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups, self.dilation)
