@@ -106,9 +106,12 @@ def randn(*size: Any, dtype: Any = None, device: str = "cpu", requires_grad: boo
     return Tensor(generator(device).standard_normal(_size(size), dtype=dtype), requires_grad=requires_grad)
 
 
-def randint(low: int, high: int, size: Sequence[int], dtype: Any = np.int64, device: str = "cpu") -> Tensor:
-    """Integers uniform on [low, high)."""
-    return Tensor(generator(device).integers(low, high, size=tuple(size)).astype(dtype))
+def randint(low: int, high: int | Sequence[int], size: Sequence[int] | None = None, dtype: Any = np.int64,
+            device: str = "cpu") -> Tensor:
+    """Integers uniform on [low, high); ``randint(high, size)`` means low = 0, as in PyTorch."""
+    if size is None:
+        low, high, size = 0, low, high
+    return Tensor(generator(device).integers(low, high, size=_size((size,))).astype(dtype))
 
 
 def randperm(n: int, device: str = "cpu") -> Tensor:

@@ -38,20 +38,25 @@ def set_grad_enabled(mode: bool) -> None:
 class no_grad(contextlib.ContextDecorator):
     """Context manager and decorator: ops inside record no graph (inference, updates)."""
 
+    mode = False
+
+    def __init__(self) -> None:
+        # a stack, not one slot: a decorated function may call itself, and each exit must
+        # restore what its own enter saw
+        self._prev: list[bool] = []
+
     def __enter__(self) -> None:
-        self._prev = is_grad_enabled()
-        set_grad_enabled(False)
+        self._prev.append(is_grad_enabled())
+        set_grad_enabled(self.mode)
 
     def __exit__(self, *exc: Any) -> None:
-        set_grad_enabled(self._prev)
+        set_grad_enabled(self._prev.pop())
 
 
 class enable_grad(no_grad):
     """The opposite of :class:`no_grad` (e.g. to take an input gradient inside eval code)."""
 
-    def __enter__(self) -> None:
-        self._prev = is_grad_enabled()
-        set_grad_enabled(True)
+    mode = True
 
 
 class Context:
@@ -114,13 +119,13 @@ class Function:
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any):
         """Run the op on Tensors (and plain Python values) and return a Tensor."""
-        from tinyvision.autograd.tensor import Tensor
-
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         ctx = Context()
-        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
         out = cls.forward(ctx, *arrays, **kwargs)
-        if not (is_grad_enabled() and any(ctx.needs_input_grad)):
+        # no node when grad mode is off, no input wants a gradient, or the result is integer
+        # or bool (x.long(), argmax-like results: not differentiable, as in PyTorch)
+        if not (is_grad_enabled() and any(ctx.needs_input_grad)) or out.dtype.kind != "f":
             return Tensor(out)
         inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
         return Tensor(out, grad_fn=Node(cls, ctx, inputs))
@@ -181,6 +186,8 @@ def run_backward(root, grad, retain_graph: bool) -> None:
     order.reverse()  # post-order reversed = every consumer before what it consumed
 
     grads: dict[int, Any] = {id(root.grad_fn): grad}
+    if root._retains_grad:
+        root._accumulate_grad(grad)
     for node in order:
         g = grads.pop(id(node), None)
         if g is None:
@@ -200,3 +207,7 @@ def run_backward(root, grad, retain_graph: bool) -> None:
             node.ctx = None
             node.inputs = ()
             node.freed = True
+
+
+# at the end: tensor.py imports this module (Node, run_backward) before it defines Tensor
+from tinyvision.autograd.tensor import Tensor  # noqa: E402

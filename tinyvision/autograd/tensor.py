@@ -345,6 +345,7 @@ class Tensor:
     def permute(self, *dims: Any) -> "Tensor": return F.permute(self, _shape_args(dims))
     def transpose(self, dim0: int, dim1: int) -> "Tensor": return F.transpose(self, dim0, dim1)
     swapaxes = transpose
+    def movedim(self, source: Any, destination: Any) -> "Tensor": return F.movedim(self, source, destination)
     @property
     def T(self) -> "Tensor": return F.permute(self, tuple(range(self.ndim))[::-1])
     @property

@@ -15,7 +15,7 @@ from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import elementwise as E
 from tinyvision.functional._util import normalize_dim
-from tinyvision.kernels.compat import array_module, scatter_add, to_device
+from tinyvision.kernels.compat import array_module, is_array, scatter_add, to_device
 
 
 def unwrap_index(index: Any) -> Any:
@@ -33,7 +33,7 @@ def _is_advanced(index: tuple) -> bool:
 class GetItem(Function):
     @staticmethod
     def forward(ctx: Context, x, index):
-        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        ctx.shape, ctx.index = x.shape, index
         return x[index]
 
     @staticmethod
@@ -48,19 +48,51 @@ class GetItem(Function):
         return g, None
 
 
+def _is_int(i: Any) -> bool:
+    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+
+
+def _dims_used(i: Any) -> int:
+    """How many input dims one index entry consumes: None and ... none, a mask its ndim."""
+    if i is None or i is Ellipsis:
+        return 0
+    return i.ndim if is_array(i) and i.dtype == bool else 1
+
+
+def _expand_ellipsis(index: tuple, ndim: int) -> tuple:
+    """Write ``...`` out as the ':'s it stands for. NumPy treats ``...`` between two arrays as
+    a separator even when it stands for no dim; PyTorch does not (``x[:, i, ..., j]`` on 3
+    dims), and written-out ':'s make NumPy agree."""
+    at = [k for k, i in enumerate(index) if i is Ellipsis]
+    if not at:
+        return index
+    fill = (slice(None),) * (ndim - sum(_dims_used(i) for i in index))
+    return index[:at[0]] + fill + index[at[0] + 1:]
+
+
 def getitem(input: Tensor, index: Any) -> Tensor:
-    """``input[index]`` with ints, slices, None, ..., integer arrays and boolean masks."""
+    """``input[index]`` with ints, slices, None, ..., integer arrays and boolean masks.
+
+    PyTorch's rule for mixing ints with arrays differs from NumPy's: PyTorch applies the ints
+    first (each removes its dim), then the arrays, whereas NumPy counts an int as one more
+    array, which can move the result's axes (``x[0, :, [1, 2]]`` on (2, 3, 4) gives (3, 2) in
+    PyTorch, (2, 3) in NumPy). We follow PyTorch by indexing in those two steps.
+    """
     index = unwrap_index(index)
-    if isinstance(index, tuple):
-        index = tuple(_on_device(i, input) for i in index)
-    else:
-        index = _on_device(index, input)
-    return GetItem.apply(input, index)
+    index = tuple(_on_device(i, input) for i in (index if isinstance(index, tuple) else (index,)))
+    index = _expand_ellipsis(index, input.ndim)
+    if not (any(is_array(i) for i in index) and any(_is_int(i) for i in index)):
+        return GetItem.apply(input, index)
+    # step 1: ints, slices and None; each array is held as ':' over the dims it covers
+    first = tuple(k for i in index for k in ((slice(None),) * _dims_used(i) if is_array(i) else (i,)))
+    # step 2: the arrays, over what is left (the ints' dims are gone, None's dims now exist)
+    second = tuple(i if is_array(i) else slice(None) for i in index if not _is_int(i))
+    return GetItem.apply(GetItem.apply(input, first), second)
 
 
 def _on_device(i: Any, like: Tensor) -> Any:
-    if isinstance(i, list):
-        i = np.asarray(i)
+    if isinstance(i, list):  # an empty list would become a float array: make it an index
+        i = np.asarray(i) if i else np.zeros(0, dtype=np.intp)
     if hasattr(i, "shape") and not isinstance(i, (int, np.integer)):
         return to_device(i, like.device)
     return i
@@ -80,7 +112,7 @@ def index_select(input: Tensor, dim: int, index: Any) -> Tensor:
     if idx.ndim != 1:
         raise ValueError(f"index_select: index must be 1-D, got shape {tuple(idx.shape)}")
     n = input.shape[d]
-    if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
         raise IndexError(f"index_select: index values must lie in [0, {n}) for dim {dim} of "
                          f"size {n}; got min {int(idx.min())}, max {int(idx.max())}")
     return getitem(input, (slice(None),) * d + (idx,))

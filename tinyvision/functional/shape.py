@@ -112,17 +112,23 @@ def _size_args(shape: Any) -> tuple[int, ...]:
     return (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
 
 
+def _infer_size(sizes: tuple[int, ...], n: int) -> tuple[int, ...] | None:
+    """``sizes`` with its one -1 replaced so that the product is ``n``; None if impossible
+    (also for -1 among zeros: with 0 elements any size would do, and PyTorch refuses too)."""
+    known = math.prod(s for s in sizes if s != -1)
+    if sizes.count(-1) == 1 and known > 0 and n % known == 0:
+        sizes = tuple(n // known if s == -1 else s for s in sizes)
+    return sizes if math.prod(sizes) == n and -1 not in sizes else None
+
+
 def reshape(input: Tensor, shape: Sequence[int]) -> Tensor:
     """Same elements, new shape (one -1 is inferred). Gradient: reshaped back."""
     shape = _size_args(shape)
-    n = input.numel()
-    known = math.prod(s for s in shape if s != -1)
-    if -1 in shape and shape.count(-1) == 1 and known > 0 and n % known == 0:
-        shape = tuple(n // known if s == -1 else s for s in shape)
-    if math.prod(shape) != n or -1 in shape:
+    new = _infer_size(shape, input.numel())
+    if new is None:
         raise ValueError(f"reshape: cannot view a tensor of shape {input.shape} "
-                         f"({n} elements) as shape {shape}")
-    return Reshape.apply(input, shape)
+                         f"({input.numel()} elements) as shape {shape}")
+    return Reshape.apply(input, new)
 
 
 view = reshape
@@ -144,7 +150,10 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
     """Split one dim into ``sizes``: (N, 192) -> (N, 3, 8, 8) with dim=1, sizes=(3, 8, 8)."""
     d = normalize_dim(dim, input.ndim, "unflatten")
-    return reshape(input, input.shape[:d] + tuple(sizes) + input.shape[d + 1:])
+    new = _infer_size(_size_args(sizes), input.shape[d])  # -1 comes from this dim alone
+    if new is None:
+        raise ValueError(f"unflatten: sizes {tuple(sizes)} do not multiply to dim {dim}'s size {input.shape[d]}")
+    return reshape(input, input.shape[:d] + new + input.shape[d + 1:])
 
 
 def permute(input: Tensor, dims: Sequence[int]) -> Tensor:
@@ -161,19 +170,27 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap two dims (``swapaxes``)."""
     axes = list(range(input.ndim))
     a, b = normalize_dim(dim0, input.ndim, "transpose"), normalize_dim(dim1, input.ndim, "transpose")
-    axes[a], axes[b] = axes[b], axes[a]
+    if a != b:  # a 0-d tensor accepts dims 0 and -1, as PyTorch, and has nothing to swap
+        axes[a], axes[b] = axes[b], axes[a]
     return Permute.apply(input, tuple(axes))
 
 
 swapaxes = transpose
 
 
-def movedim(input: Tensor, source: int, destination: int) -> Tensor:
-    """Move one dim to a new place, keeping the others in order: movedim(x, 1, -1) turns
-    (N, C, H, W) into (N, H, W, C)."""
-    axes = list(range(input.ndim))
-    src = normalize_dim(source, input.ndim, "movedim")
-    axes.insert(normalize_dim(destination, input.ndim, "movedim"), axes.pop(src))
+def movedim(input: Tensor, source: int | Sequence[int], destination: int | Sequence[int]) -> Tensor:
+    """Move dims to new places, keeping the others in order: movedim(x, 1, -1) turns
+    (N, C, H, W) into (N, H, W, C); movedim(x, (0, 1), (2, 0)) moves two at once."""
+    src, dst = _size_args(source), _size_args(destination)
+    if len(src) != len(dst):
+        raise ValueError(f"movedim: source {source} and destination {destination} must have the same length")
+    src = tuple(normalize_dim(d, input.ndim, "movedim") for d in src)
+    dst = tuple(normalize_dim(d, input.ndim, "movedim") for d in dst)
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError(f"movedim: source {source} and destination {destination} must not repeat a dim")
+    axes = [d for d in range(input.ndim) if d not in src]
+    for d, s in sorted(zip(dst, src)):  # fill the destinations left to right
+        axes.insert(d, s)
     return Permute.apply(input, tuple(axes))
 
 
@@ -288,7 +305,9 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> list[Tensor]:
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     n = input.shape[normalize_dim(dim, input.ndim, "chunk")]
-    return split(input, max(math.ceil(n / chunks), 1), dim)
+    if n == 0:  # PyTorch gives ``chunks`` empty pieces here
+        return split(input, [0] * chunks, dim)
+    return split(input, math.ceil(n / chunks), dim)
 
 
 def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:

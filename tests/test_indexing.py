@@ -1,0 +1,187 @@
+"""Indexing (tinyvision/functional/indexing.py) against PyTorch and finite differences.
+
+Hypothesis writes the index expressions: ints, slices with any step (PyTorch has no negative
+steps, so its side flips the axis and uses the mirrored positive slice), None, ...,
+integer arrays with repeats (their gradients must add up), boolean masks, and mixes of them.
+"""
+from __future__ import annotations
+
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+
+import tinyvision as tv
+from tests.test_shape import check_op, data
+
+shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=4)
+
+
+def basic_entry(draw, n: int):
+    """An index for one axis of size n: an int, a slice (negative steps too) or ':'.
+    Returns (ours, torch's, flip): PyTorch gets the mirrored slice of the flipped axis."""
+    kind = draw(st.sampled_from(["int", "slice", "full"] if n else ["slice", "full"]))
+    if kind == "int":
+        i = draw(st.integers(-n, n - 1))
+        return i, i, False
+    if kind == "full":
+        return slice(None), slice(None), False
+    bound = st.none() | st.integers(-n - 1, n + 1)
+    s = slice(draw(bound), draw(bound), draw(st.none() | st.integers(-3, 3).filter(bool)))
+    if (s.step or 1) > 0:
+        return s, s, False
+    start, stop, step = s.indices(n)  # visits start, start+step, ... > stop; in flipped
+    return s, slice(n - 1 - start, n - 1 - stop, -step), True  # coordinates i -> n-1-i
+
+
+def int_array(draw, n: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Integer indices into an axis of size n, negative ones and repeats included."""
+    if n == 0:
+        shape = shape[:-1] + (0,) if shape else (0,)
+    return np.asarray(draw(hnp.arrays(np.int64, shape, elements=st.integers(-n, max(n - 1, -n)))))
+
+
+@st.composite
+def index_cases(draw):
+    """(shape, our index, torch's index, axes torch flips first)."""
+    shape = draw(shapes)
+    kind = draw(st.sampled_from(["basic", "array", "two arrays", "mask"]))
+    ours, theirs, flips = [], [], []
+    start = draw(st.integers(0, len(shape) - 1))  # where the array / mask goes
+    d = 0
+    while d < len(shape):
+        if d == start and kind == "array":
+            a = int_array(draw, shape[d], draw(hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=4)))
+            ours.append(a), theirs.append(torch.from_numpy(a))
+            d += 1
+        elif d == start and kind == "two arrays" and d + 1 < len(shape):
+            ishape = draw(hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=3))
+            if 0 in shape[d:d + 2]:  # an empty axis takes only empty index arrays
+                ishape = ishape[:-1] + (0,)
+            for k in (d, d + 1):  # the two arrays broadcast together
+                a = int_array(draw, shape[k], ishape)
+                ours.append(a), theirs.append(torch.from_numpy(a))
+            d += 2
+        elif d == start and kind == "mask":
+            k = draw(st.integers(1, len(shape) - d))
+            m = np.asarray(draw(hnp.arrays(bool, shape[d:d + k])))
+            ours.append(m), theirs.append(torch.from_numpy(m))
+            d += k
+        else:
+            o, t, flip = basic_entry(draw, shape[d])
+            ours.append(o), theirs.append(t)
+            if flip:
+                flips.append(d)
+            d += 1
+    # an Ellipsis for a run of ':' (maybe empty), trailing ':' dropped, then some None
+    full = [i for i, e in enumerate(ours) if isinstance(e, slice) and e == slice(None)]
+    if draw(st.booleans()):
+        i = draw(st.integers(0, len(ours)))
+        j = i
+        while j in full:
+            j += 1
+        j = draw(st.integers(i, j))
+        ours[i:j], theirs[i:j] = [Ellipsis], [Ellipsis]
+    else:
+        while ours and isinstance(ours[-1], slice) and ours[-1] == slice(None) and draw(st.booleans()):
+            ours.pop(), theirs.pop()
+    for _ in range(draw(st.integers(0, 2))):
+        i = draw(st.integers(0, len(ours)))
+        ours.insert(i, None), theirs.insert(i, None)
+    return shape, tuple(ours), tuple(theirs), tuple(flips)
+
+
+@given(case=index_cases())
+def test_getitem(case):
+    shape, ours, theirs, flips = case
+    check_op(lambda x: x[ours], lambda x: (x.flip(flips) if flips else x)[theirs], data(shape))
+
+
+@pytest.mark.parametrize("index", [
+    (0, slice(None), [1, 2]),                  # NumPy: (2, 3, 5); PyTorch: (3, 2, 5)
+    (slice(None), 0, slice(None), [1, 0, 1]),  # NumPy: (3, 2, 4); PyTorch: (2, 4, 3)
+    (slice(None), slice(None), [1], Ellipsis, [0, 2]),  # ... for no dim: NumPy moves the arrays first
+    (1, Ellipsis, np.array([True, False, True, True, False])),
+])
+def test_where_pytorch_and_numpy_disagree_we_follow_pytorch(index):
+    theirs = tuple(torch.tensor(i) if isinstance(i, (list, np.ndarray)) else i for i in index)
+    check_op(lambda x: x[index], lambda x: x[theirs], data((2, 3, 4, 5)))
+
+
+@pytest.mark.parametrize("index", [[0, 0, 2, 0], np.array([[1, 1], [0, 1]]), (slice(None), [2, 2])])
+def test_repeated_indices_accumulate(index):
+    """x[[0, 0, 2, 0]].sum(): row 0 is used three times, so its gradient is 3, not 1."""
+    x = tv.ones(3, 3, dtype=tv.float64, requires_grad=True)
+    t = torch.ones(3, 3, dtype=torch.float64, requires_grad=True)
+    x[index].sum().backward()
+    t[index if not isinstance(index, np.ndarray) else torch.from_numpy(index)].sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+    assert x.grad.numpy().max() > 1
+
+
+def test_zero_dim_tensor():
+    check_op(lambda x: x[None, ...], lambda x: x[None, ...], data(()))
+    check_op(lambda x: x[...], lambda x: x[...], data(()))
+
+
+def test_tensor_indices():
+    """Index Tensors (int and bool) act like the arrays they hold."""
+    x = data((3, 4))
+    i, m = tv.tensor([2, 0, 2]), tv.tensor([True, False, True])
+    check_op(lambda t: t[i, 1:], lambda t: t[torch.tensor([2, 0, 2]), 1:], x)
+    check_op(lambda t: t[m], lambda t: t[torch.tensor([True, False, True])], x)
+
+
+# ------------------------------------------------------------------ gather, index_select, masked_fill
+@given(data_=st.data(), shape=shapes)
+def test_gather(data_, shape):
+    nd = len(shape)
+    dim = data_.draw(st.integers(-nd, nd - 1))
+    d = dim % nd
+    ishape = tuple(data_.draw(st.integers(0, 3 if k == d else n)) for k, n in enumerate(shape))
+    if shape[d] == 0:  # nothing to pick from: the index must be empty along dim
+        ishape = ishape[:d] + (0,) + ishape[d + 1:]
+    idx = np.asarray(data_.draw(hnp.arrays(np.int64, ishape, elements=st.integers(0, max(shape[d] - 1, 0)))))
+    check_op(lambda x: x.gather(dim, tv.tensor(idx)), lambda x: x.gather(dim, torch.from_numpy(idx)),
+             data(shape))
+
+
+@given(data_=st.data(), shape=shapes)
+def test_index_select(data_, shape):
+    nd = len(shape)
+    dim = data_.draw(st.integers(-nd, nd - 1))
+    n = shape[dim]
+    idx = np.asarray(data_.draw(hnp.arrays(np.int64, (data_.draw(st.integers(0, 5)) if n else 0,),
+                                           elements=st.integers(0, max(n - 1, 0)))))
+    check_op(lambda x: tv.index_select(x, dim, tv.tensor(idx)),
+             lambda x: torch.index_select(x, dim, torch.from_numpy(idx)), data(shape))
+
+
+@given(data_=st.data(), shape=shapes, value=st.sampled_from([0.0, -2.5, float("-inf")]))
+def test_masked_fill(data_, shape, value):
+    """The mask broadcasts: some dims are 1 and leading dims may be missing."""
+    mshape = tuple(n if data_.draw(st.booleans()) else 1 for n in shape)[data_.draw(st.integers(0, len(shape))):]
+    mask = np.asarray(data_.draw(hnp.arrays(bool, mshape)))
+    ours = lambda x: x.masked_fill(tv.tensor(mask), value)  # noqa: E731
+    theirs = lambda x: x.masked_fill(torch.from_numpy(mask), value)  # noqa: E731
+    if np.isinf(value):  # finite differences of inf are nan: compare with torch only, and the
+        x = data(shape)   # gradient (0 where filled) through a finite-valued op
+        np.testing.assert_array_equal(ours(tv.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy())
+        ours = lambda x: x.masked_fill(tv.tensor(mask), 0.0) * 2  # noqa: E731
+        theirs = lambda x: x.masked_fill(torch.from_numpy(mask), 0.0) * 2  # noqa: E731
+    check_op(ours, theirs, data(shape))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda x: x.gather(1, tv.tensor([[0, 3]])), IndexError, r"\[0, 3\) for dim 1; got min 0, max 3"),
+    (lambda x: x.gather(1, tv.tensor([0, 1])), ValueError, r"index shape \(2,\) does not fit input shape \(2, 3\)"),
+    (lambda x: x.gather(0, tv.tensor([[0.0]])), TypeError, r"integer tensor, got dtype float32"),
+    (lambda x: tv.index_select(x, 1, tv.tensor([[0]])), ValueError, r"must be 1-D, got shape \(1, 1\)"),
+    (lambda x: tv.index_select(x, 1, tv.tensor([-1])), IndexError, r"\[0, 3\) for dim 1 of size 3"),
+    (lambda x: x.masked_fill(tv.tensor([1, 0, 1]), 0.0), TypeError, r"bool tensor, got dtype int64"),
+])
+def test_bad_input_is_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call(tv.zeros(2, 3))

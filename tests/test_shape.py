@@ -1,0 +1,295 @@
+"""Shape ops (tinyvision/functional/shape.py) against PyTorch and finite differences.
+
+Every op is run by Hypothesis on generated shapes (size-0 and size-1 axes included) and dims
+(negative included), then checked three ways: forward and backward against torch in float32
+and in float64 (tests/helpers.check_against_torch), and ``tv.gradcheck`` in float64.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+
+import tinyvision as tv
+from tests.helpers import DTYPES, check_against_torch
+
+
+def data(shape: Sequence[int], seed: int = 0) -> np.ndarray:
+    """Distinct float64 values, so that any misplaced element shows."""
+    return np.random.default_rng(seed).standard_normal(tuple(shape))
+
+
+def check_op(ours: Callable, theirs: Callable, *arrays: np.ndarray) -> None:
+    """Same shape as torch; forward and gradients vs torch in float32 and float64; gradcheck
+    in float64. ``ours``/``theirs`` take one tensor per array and return one tensor."""
+    out = ours(*[tv.tensor(a) for a in arrays])
+    ref = theirs(*[torch.tensor(a) for a in arrays])
+    assert out.shape == tuple(ref.shape)
+    for dtype in DTYPES:
+        check_against_torch(ours, theirs, [a.astype(dtype) for a in arrays])
+    inputs = [tv.tensor(a, dtype=np.float64, requires_grad=True) for a in arrays]
+    assert tv.gradcheck(ours, inputs)
+
+
+def joined(pieces: Sequence) -> tv.Tensor | torch.Tensor:
+    """One tensor holding every piece of a split/chunk, in order (so one check covers them)."""
+    if isinstance(pieces[0], torch.Tensor):
+        return torch.cat([p.reshape(-1) for p in pieces])
+    return tv.cat([p.reshape(-1) for p in pieces])
+
+
+def piece_shapes(pieces: Sequence) -> list[tuple[int, ...]]:
+    return [tuple(p.shape) for p in pieces]
+
+
+shapes = hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=3)
+shapes_1d = hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=3)
+
+
+def a_dim(draw, ndim: int) -> int:
+    """A valid dim for ``ndim`` dims, negative half of the time (0-d tensors accept 0, -1)."""
+    n = max(ndim, 1)
+    return draw(st.integers(-n, n - 1))
+
+
+def some_dims(draw, ndim: int, min_size: int = 0) -> tuple[int, ...]:
+    """Distinct dims, each written positive or negative."""
+    dims = draw(st.lists(st.integers(0, ndim - 1), min_size=min_size, max_size=ndim, unique=True))
+    return tuple(d - ndim if draw(st.booleans()) else d for d in dims)
+
+
+# ------------------------------------------------------------------ reshape family
+@st.composite
+def reshape_cases(draw):
+    """A shape and a target with the same number of elements: the dims shuffled, size-1 dims
+    added, neighbours merged, and one of them written -1."""
+    shape = draw(shapes)
+    dims = draw(st.permutations(list(shape) + [1] * draw(st.integers(0, 2))))
+    target: list[int] = []
+    for n in dims:
+        if target and draw(st.booleans()):
+            target[-1] *= n
+        else:
+            target.append(n)
+    if math.prod(shape) > 0 and target and draw(st.booleans()):
+        target[draw(st.integers(0, len(target) - 1))] = -1
+    return shape, tuple(target)
+
+
+@pytest.mark.parametrize("method", ["reshape", "view"])
+@given(case=reshape_cases())
+def test_reshape_and_view(method, case):
+    shape, target = case
+    check_op(lambda x: getattr(x, method)(target), lambda x: getattr(x, method)(target), data(shape))
+
+
+@given(data_=st.data(), shape=shapes)
+def test_flatten(data_, shape):
+    nd = max(len(shape), 1)
+    start, end = sorted(data_.draw(st.lists(st.integers(0, nd - 1), min_size=2, max_size=2)))
+    start -= nd * data_.draw(st.integers(0, 1))  # the same dims, maybe written negative
+    end -= nd * data_.draw(st.integers(0, 1))
+    check_op(lambda x: x.flatten(start, end), lambda x: x.flatten(start, end), data(shape))
+
+
+@given(data_=st.data(), shape=shapes_1d)
+def test_unflatten(data_, shape):
+    dim = a_dim(data_.draw, len(shape))
+    n = shape[dim]
+    k = data_.draw(st.sampled_from([d for d in range(1, n + 1) if n % d == 0] or [1]))
+    sizes = [k, n // k]
+    if n and data_.draw(st.booleans()):
+        sizes[data_.draw(st.integers(0, 1))] = -1
+    check_op(lambda x: x.unflatten(dim, sizes), lambda x: x.unflatten(dim, sizes), data(shape))
+
+
+@given(data_=st.data(), shape=shapes)
+def test_squeeze(data_, shape):
+    choice = data_.draw(st.sampled_from(["none", "int", "tuple"]))
+    if choice == "none" or not shape:
+        dim = None
+    elif choice == "int":
+        dim = a_dim(data_.draw, len(shape))
+    else:
+        dim = some_dims(data_.draw, len(shape))
+    check_op(lambda x: x.squeeze(dim), lambda x: x.squeeze() if dim is None else x.squeeze(dim),
+             data(shape))
+
+
+@given(data_=st.data(), shape=shapes)
+def test_unsqueeze(data_, shape):
+    dim = data_.draw(st.integers(-len(shape) - 1, len(shape)))
+    check_op(lambda x: x.unsqueeze(dim), lambda x: x.unsqueeze(dim), data(shape))
+
+
+# ------------------------------------------------------------------ axis order
+@given(data_=st.data(), shape=shapes)
+def test_permute(data_, shape):
+    nd = len(shape)
+    dims = tuple(d - nd * data_.draw(st.integers(0, 1)) for d in data_.draw(st.permutations(range(nd))))
+    check_op(lambda x: x.permute(dims), lambda x: x.permute(dims), data(shape))
+
+
+@pytest.mark.parametrize("name", ["transpose", "swapaxes"])
+@given(data_=st.data(), shape=shapes)
+def test_transpose_and_swapaxes(name, data_, shape):
+    d0, d1 = a_dim(data_.draw, len(shape)), a_dim(data_.draw, len(shape))
+    check_op(lambda x: getattr(tv, name)(x, d0, d1), lambda x: getattr(torch, name)(x, d0, d1),
+             data(shape))
+
+
+@given(data_=st.data(), shape=shapes_1d)
+def test_movedim(data_, shape):
+    nd = len(shape)
+    k = data_.draw(st.integers(1, nd))
+    src = data_.draw(st.permutations(range(nd)))[:k]
+    dst = tuple(d - nd * data_.draw(st.integers(0, 1)) for d in data_.draw(st.permutations(range(nd)))[:k])
+    if k == 1 and data_.draw(st.booleans()):  # the single-int form
+        src, dst = src[0], dst[0]
+    check_op(lambda x: x.movedim(src, dst), lambda x: x.movedim(src, dst), data(shape))
+
+
+# ------------------------------------------------------------------ broadcasting copies
+@st.composite
+def broadcast_cases(draw, allow_minus_one: bool):
+    """A shape and a larger shape it broadcasts to: new leading dims, size-1 dims stretched
+    (to 0 too); with ``allow_minus_one`` (expand) existing dims may be written -1."""
+    shape = draw(shapes)
+    target = draw(st.lists(st.integers(0, 3), max_size=2))
+    for n in shape:
+        keep = [n, -1] if allow_minus_one else [n]
+        target.append(draw(st.sampled_from(keep + ([0, 2, 3] if n == 1 else []))))
+    return shape, tuple(target)
+
+
+@given(case=broadcast_cases(allow_minus_one=True))
+def test_expand(case):
+    shape, target = case
+    check_op(lambda x: x.expand(target), lambda x: x.expand(target), data(shape))
+
+
+@given(case=broadcast_cases(allow_minus_one=False))
+def test_broadcast_to(case):
+    shape, target = case
+    check_op(lambda x: tv.broadcast_to(x, target), lambda x: torch.broadcast_to(x, target), data(shape))
+
+
+@given(data_=st.data(), shape=shapes, n=st.integers(1, 3))
+def test_repeat(data_, shape, n):
+    reps = data_.draw(st.lists(st.integers(0, 2), min_size=len(shape), max_size=len(shape) + 2))
+    if not reps:  # a 0-d tensor still needs a count
+        reps = [n]
+    check_op(lambda x: x.repeat(*reps), lambda x: x.repeat(*reps), data(shape))
+
+
+@given(data_=st.data(), shape=shapes)
+def test_tile(data_, shape):
+    reps = tuple(data_.draw(st.lists(st.integers(0, 2), min_size=1, max_size=len(shape) + 1)))
+    check_op(lambda x: tv.tile(x, reps), lambda x: torch.tile(x, reps), data(shape))
+
+
+# ------------------------------------------------------------------ joining and splitting
+@given(data_=st.data(), shape=shapes_1d, k=st.integers(1, 3))
+def test_cat(data_, shape, k):
+    dim = a_dim(data_.draw, len(shape))
+    sizes = data_.draw(st.lists(st.integers(0, 3), min_size=k, max_size=k))
+    arrays = [data(shape[:dim % len(shape)] + (m,) + shape[dim % len(shape) + 1:], seed=i)
+              for i, m in enumerate(sizes)]
+    check_op(lambda *xs: tv.cat(xs, dim), lambda *xs: torch.cat(xs, dim), *arrays)
+
+
+@given(data_=st.data(), shape=shapes, k=st.integers(1, 3))
+def test_stack(data_, shape, k):
+    dim = data_.draw(st.integers(-len(shape) - 1, len(shape)))
+    arrays = [data(shape, seed=i) for i in range(k)]
+    check_op(lambda *xs: tv.stack(xs, dim), lambda *xs: torch.stack(xs, dim), *arrays)
+
+
+def check_pieces(ours: Callable, theirs: Callable, shape: tuple[int, ...]) -> None:
+    """split/chunk: the same piece shapes as torch, then every piece's values and gradients."""
+    x = data(shape)
+    assert piece_shapes(ours(tv.tensor(x))) == piece_shapes(theirs(torch.tensor(x)))
+    check_op(lambda t: joined(ours(t)), lambda t: joined(theirs(t)), x)
+
+
+@given(data_=st.data(), shape=shapes_1d)
+def test_split(data_, shape):
+    dim = a_dim(data_.draw, len(shape))
+    n = shape[dim]
+    if data_.draw(st.booleans()):
+        arg = data_.draw(st.integers(1, 4))
+    else:  # sections: cut points in 0..n
+        cuts = sorted(data_.draw(st.lists(st.integers(0, n), max_size=3)))
+        arg = [b - a for a, b in zip([0] + cuts, cuts + [n])]
+    check_pieces(lambda x: x.split(arg, dim), lambda x: x.split(arg, dim), shape)
+
+
+@given(data_=st.data(), shape=shapes_1d, chunks=st.integers(1, 4))
+def test_chunk(data_, shape, chunks):
+    dim = a_dim(data_.draw, len(shape))
+    check_pieces(lambda x: x.chunk(chunks, dim), lambda x: x.chunk(chunks, dim), shape)
+
+
+# ------------------------------------------------------------------ reordering elements
+@given(data_=st.data(), shape=shapes_1d)
+def test_flip(data_, shape):
+    dims = some_dims(data_.draw, len(shape), min_size=1)
+    check_op(lambda x: x.flip(dims), lambda x: x.flip(dims), data(shape))
+
+
+@given(data_=st.data(), shape=shapes_1d)
+def test_roll(data_, shape):
+    if data_.draw(st.booleans()):  # dims=None: the flattened tensor rolls
+        shifts, dims = data_.draw(st.integers(-5, 5)), None
+    else:
+        dims = some_dims(data_.draw, len(shape), min_size=1)
+        shifts = tuple(data_.draw(st.lists(st.integers(-5, 5), min_size=len(dims), max_size=len(dims))))
+    check_op(lambda x: x.roll(shifts, dims), lambda x: torch.roll(x, shifts, dims), data(shape))
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate"])
+@pytest.mark.parametrize("spatial", [1, 2, 3])
+@given(data_=st.data())
+def test_pad(mode, spatial, data_):
+    """1-, 2- and 3-D padding; torch wants (C, *spatial) or (N, C, *spatial) inputs for
+    reflect/replicate, so the input has spatial + 1 or + 2 dims."""
+    lead = data_.draw(st.lists(st.integers(1, 2), min_size=1, max_size=2))
+    # reflect needs each width < the dim's size; replicate a non-empty dim; constant takes 0
+    sizes = data_.draw(st.lists(st.integers(0 if mode == "constant" else 1, 3),
+                                min_size=spatial, max_size=spatial))
+    widths = []
+    for n in reversed(sizes):  # PyTorch order: last dim first, (left, right) each
+        top = n - 1 if mode == "reflect" else 3
+        widths += data_.draw(st.lists(st.integers(0, top), min_size=2, max_size=2))
+    value = data_.draw(st.sampled_from([0.0, 1.5])) if mode == "constant" else 0.0
+    x = data(tuple(lead) + tuple(sizes))
+    check_op(lambda t: tv.pad(t, widths, mode=mode, value=value),
+             lambda t: torch.nn.functional.pad(t, widths, mode=mode, value=value if mode == "constant" else None),
+             x)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("call, match", [
+    (lambda x: x.reshape(4, 2), r"shape \(2, 3\).*\(4, 2\)"),
+    (lambda x: x.reshape(-1, -1), r"as shape \(-1, -1\)"),
+    (lambda x: x.permute(0, 0), r"repeat an axis"),
+    (lambda x: x.permute(0), r"1 dims \(0,\) for a tensor of 2 dims"),
+    (lambda x: x.transpose(0, 2), r"dim 2 is out of range for a tensor of 2 dims"),
+    (lambda x: tv.cat([x, tv.zeros(3, 3)], 1), r"\[\(2, 3\), \(3, 3\)\] differ outside dim 1"),
+    (lambda x: tv.stack([x, tv.zeros(3, 2)]), r"equal shape"),
+    (lambda x: x.split([1, 1], 1), r"sum to 2, but dim 1 has size 3"),
+    (lambda x: x.expand(4, 3), r"\(2, 3\) cannot be broadcast to \(4, 3\)"),
+    (lambda x: tv.pad(x, (3, 0), mode="reflect"), r"smaller than dim 1's size 3"),
+    (lambda x: tv.pad(x, (1, 1), mode="wrap"), r"mode must be"),
+    (lambda x: x.movedim((0, 1), 0), r"same length"),
+    (lambda x: x.unflatten(1, (2, -1)), r"sizes \(2, -1\) do not multiply to dim 1's size 3"),
+])
+def test_bad_input_is_named(call, match):
+    with pytest.raises((ValueError, IndexError), match=match):
+        call(tv.zeros(2, 3))

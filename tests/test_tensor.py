@@ -1,0 +1,146 @@
+"""Tensor (tinyvision/autograd/tensor.py): dtypes, requires_grad rules, backward()'s
+arguments, conversions and the in-place guard. Values are compared with PyTorch's."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tinyvision as tv
+
+
+# ------------------------------------------------------------------ dtypes
+@pytest.mark.parametrize("data", [1.0, [1.0, 2.0], [[1, 2]], 3, True, [True, False], [1, 2.5]])
+def test_dtype_of_python_data_matches_torch(data):
+    """Python floats become float32 (the default), ints int64, bools bool, as in PyTorch."""
+    assert str(tv.tensor(data).dtype) == str(torch.tensor(data).dtype).removeprefix("torch.")
+
+
+def test_float64_on_request_and_default_dtype():
+    assert tv.tensor([1.0], dtype=tv.float64).dtype == np.float64
+    assert tv.zeros(2, dtype=tv.float64).dtype == np.float64
+    assert tv.tensor(np.zeros(2)).dtype == np.float64  # a NumPy array keeps its dtype
+    tv.set_default_dtype(tv.float64)
+    try:
+        assert tv.tensor([1.0]).dtype == np.float64 and tv.randn(2).dtype == np.float64
+    finally:
+        tv.set_default_dtype(tv.float32)
+    assert tv.ones(2).dtype == np.float32
+    with pytest.raises(TypeError, match="floating type, got int64"):
+        tv.set_default_dtype(np.int64)
+
+
+def test_int_and_bool_tensors_compute_without_a_graph():
+    i = tv.tensor([1, 2, 3])
+    b = i > 1
+    assert (i + 1).dtype == np.int64 and (i * 2).tolist() == [2, 4, 6]
+    assert b.dtype == np.bool_ and b.tolist() == [False, True, True]
+    assert (i + 1).grad_fn is None and not b.requires_grad
+    x = tv.ones(3, requires_grad=True)
+    y = x * i  # an int tensor in a float graph gets no gradient, the float one does
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0, 2.0, 3.0] and i.grad is None
+
+
+@pytest.mark.parametrize("make", [
+    lambda: tv.tensor([1, 2], requires_grad=True),
+    lambda: tv.tensor([True], requires_grad=True),
+    lambda: tv.tensor([1, 2]).requires_grad_(),
+    lambda: setattr(tv.arange(3), "requires_grad", True),
+])
+def test_integer_tensor_cannot_require_grad(make):
+    with pytest.raises(RuntimeError, match="only floating point tensors can require gradients, got dtype (int64|bool)"):
+        make()
+
+
+def test_requires_grad_cannot_be_switched_off_on_a_non_leaf():
+    y = tv.ones(2, requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="use .detach"):
+        y.requires_grad = False
+
+
+# ------------------------------------------------------------------ backward()'s arguments
+def test_backward_on_non_scalar_needs_a_gradient():
+    y = tv.ones(2, 3, requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match=r"only for scalar outputs.*shape \(2, 3\)"):
+        y.backward()
+
+
+def test_backward_refuses_a_gradient_of_the_wrong_shape():
+    y = tv.ones(2, 3, requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match=r"gradient has shape \(3, 2\) but the tensor has shape \(2, 3\)"):
+        y.backward(tv.ones(3, 2))
+
+
+def test_backward_with_a_gradient_matches_torch():
+    g = np.arange(6.0).reshape(2, 3)
+    x, t = tv.ones(2, 3, requires_grad=True), torch.ones(2, 3, requires_grad=True)
+    (x.exp() * 2).backward(tv.tensor(g))
+    (t.exp() * 2).backward(torch.tensor(g, dtype=torch.float32))
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+
+
+def test_backward_on_a_tensor_without_grad():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tv.ones(2).sum().backward()
+
+
+def test_backward_on_a_leaf_fills_its_own_grad():
+    x = tv.ones(2, requires_grad=True)
+    x.backward(tv.tensor([2.0, 3.0]))
+    assert x.grad.tolist() == [2.0, 3.0]
+
+
+# ------------------------------------------------------------------ conversions
+@pytest.mark.parametrize("convert", ["double", "to"])
+def test_dtype_conversion_is_differentiable(convert):
+    """float32 -> float64 -> ops -> backward: the gradient arrives as float32, equal to torch's."""
+    v = np.array([0.3, -1.2, 2.0], dtype=np.float32)
+    x, t = tv.tensor(v, requires_grad=True), torch.tensor(v, requires_grad=True)
+    xd = x.double() if convert == "double" else x.to(tv.float64)
+    assert xd.dtype == np.float64 and xd.grad_fn is not None
+    (xd.sin() * xd).sum().backward()
+    (t.double().sin() * t.double()).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+
+
+def test_cast_to_int_or_bool_leaves_the_graph():
+    """x.long() of a tensor in a graph is a plain int tensor (not differentiable), as in torch."""
+    x = tv.tensor([1.7, -2.2], requires_grad=True) * 2
+    t = torch.tensor([1.7, -2.2], requires_grad=True) * 2
+    for ours, theirs in ((x.long(), t.long()), (x.int(), t.int()), (x.bool(), t.bool())):
+        assert ours.tolist() == theirs.tolist()
+        assert not ours.requires_grad and ours.grad_fn is None and not theirs.requires_grad
+
+
+def test_numpy_refuses_a_tensor_that_requires_grad():
+    x = tv.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"requires grad; use .detach\(\).numpy\(\)"):
+        x.numpy()
+    assert x.detach().numpy().tolist() == [1.0, 1.0]
+
+
+def test_item_len_iter_and_repr():
+    x = tv.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    assert len(x) == 2 and [r.shape for r in x] == [(2,), (2,)]
+    assert x.sum().item() == 10.0
+    assert "grad_fn=<SumBackward>" in repr(x.sum()) and "requires_grad=True" in repr(x)
+    with pytest.raises(ValueError, match=r"only one-element tensors.*\(2, 2\)"):
+        x.item()
+
+
+# ------------------------------------------------------------------ in place
+@pytest.mark.parametrize("change", [
+    lambda x: x.__setitem__(0, 5.0),
+    lambda x: x.copy_(tv.zeros(3)),
+    lambda x: x.fill_(1.0),
+    lambda x: x.zero_(),
+])
+def test_in_place_on_requires_grad_tensor_only_under_no_grad(change):
+    x = tv.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="in-place change of a tensor that requires grad"):
+        change(x)
+    with tv.no_grad():
+        change(x)  # e.g. an optimizer update
+    change(tv.ones(3))  # a tensor outside any graph may always change
