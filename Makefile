@@ -17,8 +17,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e ".[test,data,viz]"
 	touch $@
 
+# LeNet-5 (the 1998 network) from scratch on the scikit-learn digits: >= 97% test accuracy;
+# writes runs/lenet5/{last,best}.ckpt.npz, metrics.csv and curves.png
 demo: $(VENV)/.installed
-	$(PY) -m tinyvision.demo
+	$(PY) -m tinyvision.cli train --model lenet5 --data digits --epochs 10 --out runs/lenet5
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
@@ -28,6 +30,7 @@ test-slow: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.autograd_overhead
+	$(PY) -m benchmarks.kernels
 
 clean:
 	rm -rf $(VENV) runs benchmarks/results .pytest_cache .hypothesis

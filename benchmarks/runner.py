@@ -114,7 +114,7 @@ class Report:
         path = path or RESULTS_DIR / f"{self.name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         env = {k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
-                                              "NUMBA_THREADING_LAYER", "OPENBLAS_CORETYPE")}
+                                              "NUMBA_THREADING_LAYER", "OPENBLAS_CORETYPE", "OMP_WAIT_POLICY")}
         payload = {"name": self.name, "machine": platform.processor() or platform.machine(),
                    "cpus": os.cpu_count(), "env": env, "peak_gflops": MATMUL_PEAK_GFLOPS,
                    "rows": [dict(asdict(r), gflops=r.gflops) for r in self.rows]}

@@ -19,17 +19,20 @@ def _size(size: tuple) -> tuple[int, ...]:
     return tuple(int(s) for s in size)
 
 
-def _make(array: Any, dtype: Any, device: str, requires_grad: bool) -> Tensor:
+def _make(array: Any, dtype: Any, device: str | None, requires_grad: bool) -> Tensor:
     if dtype is not None:
         array = array.astype(dtype, copy=False)
-    return Tensor(compat.to_device(array, device), requires_grad=requires_grad)
+    if device is not None:
+        array = compat.to_device(array, device)
+    return Tensor(array, requires_grad=requires_grad)
 
 
-def tensor(data: Any, dtype: Any = None, device: str = "cpu", requires_grad: bool = False) -> Tensor:
+def tensor(data: Any, dtype: Any = None, device: str | None = None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (nested lists, scalars, arrays, Tensors).
 
     Python floats become the default dtype (float32), Python ints int64, bools bool, as in
-    PyTorch; a NumPy array keeps its dtype.
+    PyTorch; a NumPy array keeps its dtype. ``device=None`` keeps the data's device (a CuPy
+    array stays on the GPU, Python data goes to the CPU).
     """
     if isinstance(data, Tensor):
         data = data.data

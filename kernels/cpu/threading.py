@@ -1,0 +1,37 @@
+"""One thread policy for Numba and BLAS together (reference/performance.md, section 5.2).
+
+A conv step alternates Numba ``parallel=True`` loops (im2col, col2im) with OpenBLAS GEMMs.
+Numba's default ``omp`` layer keeps its idle threads spinning, and so does OpenBLAS: on two
+cores each hand-over then costs milliseconds while the pools fight for the cores. Numba's
+``workqueue`` layer sleeps when idle, which removed that fight (conv fwd+bwd 80 -> 63 ms in
+performance.md; docs/convolution.md has our own measurement). Its price is a slightly larger
+launch cost, which only tiny kernels notice.
+
+Two caveats of workqueue, both measured or documented by Numba: an exception raised inside a
+``prange`` loop is silently dropped (so arguments are validated before any kernel runs, and
+the bounds-check test uses the omp layer), and parallel kernels must not be launched from
+several Python threads at once. Set ``NUMBA_THREADING_LAYER=omp`` (or ``tbb``) to change it.
+
+Importing this module picks ``workqueue`` unless the user chose a layer with the
+``NUMBA_THREADING_LAYER`` environment variable, and as long as Numba has not started its
+threads yet (the layer is fixed at the first parallel launch). Every Numba kernel module
+imports it before compiling anything.
+"""
+from __future__ import annotations
+
+import os
+
+import numba
+from numba.np.ufunc import parallel as _numba_parallel
+
+DEFAULT_LAYER = "workqueue"
+
+if "NUMBA_THREADING_LAYER" not in os.environ and not _numba_parallel._is_initialized:
+    numba.config.THREADING_LAYER = DEFAULT_LAYER
+
+
+def threading_layer() -> str:
+    """The layer Numba uses (or will use at its first parallel launch)."""
+    if _numba_parallel._is_initialized:
+        return numba.threading_layer()
+    return str(numba.config.THREADING_LAYER)

@@ -1,0 +1,299 @@
+"""Convolution: ``conv2d``, ``conv_transpose2d``, ``unfold`` and ``fold`` (PyTorch's signatures, NCHW).
+
+The arithmetic lives in the kernels (``tinyvision.kernels.{reference,cpu,gpu}.conv``, reached
+through ``kernel("conv", name, array)``); this file checks the arguments, so that no kernel
+ever sees a shape it could index out of bounds, and pairs each forward with its backward.
+With grad = dL/dy:
+
+    conv2d            y  = x (*) W                    (a correlation, as in PyTorch)
+                      dx = conv_transpose2d(grad, W)  (col2im of W^T grad)
+                      dW = x (*) grad                 (correlation of the input with grad)
+                      db = sum of grad over N, OH, OW
+    conv_transpose2d  is conv2d's dx as a forward, so its backward is conv2d's forward (for dx)
+                      and conv2d's dW with the roles of input and gradient swapped.
+    unfold / fold     im2col and its adjoint col2im, each the other's backward.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from tinyvision.autograd.function import Context, Function
+from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional.shape import pad
+from tinyvision.kernels.compat import array_module, device_of
+from tinyvision.kernels.dispatch import kernel
+from tinyvision.kernels.reference.conv import conv_output_size
+
+IntOrPair = int | Sequence[int]
+
+
+# --------------------------------------------------------------------------- argument checks
+def _pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints -> a pair, each >= minimum; anything else names the argument."""
+    if isinstance(value, (int, np.integer)):
+        pair = (value, value)
+    else:
+        pair = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_groups(op: str, groups: Any) -> int:
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    return int(groups)
+
+
+def _check_operands(op: str, input: Tensor, weight: Tensor, bias: Tensor | None, out_channels: int) -> None:
+    """Same float dtype and device for all; weight 4-D; bias (out_channels,)."""
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be 4-D, got shape {weight.shape}")
+    for name, t in (("input", input), ("weight", weight), ("bias", bias)):
+        if t is None:
+            continue
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
+        _check_float(op, name, t)
+        if t.dtype != input.dtype:
+            raise TypeError(f"{op}: {name} is {t.dtype} but input is {input.dtype}; "
+                            "all operands must share one dtype")
+        if device_of(t.data) != device_of(input.data):
+            raise RuntimeError(f"{op}: {name} is on {device_of(t.data)} but input is on {device_of(input.data)}")
+    if bias is not None and bias.shape != (out_channels,):
+        raise ValueError(f"{op}: bias must have shape ({out_channels},) for {out_channels} output "
+                         f"channels, got {bias.shape}")
+
+
+def _check_float(op: str, name: str, t: Tensor) -> None:
+    if t.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{op}: {name} must be float32 or float64, got {t.dtype}")
+
+
+def _output_hw(op: str, hw: Sequence[int], kernel_size: tuple, stride: tuple, padding: tuple,
+               dilation: tuple) -> tuple[int, int]:
+    """conv_output_size on both axes; a size below 1 names every argument that produced it."""
+    out = []
+    for axis, size, k, s, p, d in zip(("height", "width"), hw, kernel_size, stride, padding, dilation):
+        n = conv_output_size(size, k, s, p, d)
+        if n < 1:
+            raise ValueError(
+                f"{op}: output {axis} would be {n}: (input {size} + 2*padding {p} - dilation {d} * "
+                f"(kernel_size {k} - 1) - 1) // stride {s} + 1 < 1; the dilated kernel "
+                f"({d * (k - 1) + 1}) is larger than the padded input ({size + 2 * p})")
+        out.append(n)
+    return out[0], out[1]
+
+
+def _batched(op: str, input: Tensor, ranks: tuple[int, int], layout: str) -> tuple[Tensor, bool]:
+    """Accept an unbatched input (one rank less) by adding N = 1; returns (input, was_unbatched)."""
+    if input.ndim not in ranks:
+        raise ValueError(f"{op}: input must be {ranks[1]}-D {layout} (or {ranks[0]}-D without the "
+                         f"batch dim), got shape {input.shape}")
+    unbatched = input.ndim == ranks[0]
+    return (input.reshape((1,) + input.shape) if unbatched else input), unbatched
+
+
+def _unbatch(out: Tensor, unbatched: bool) -> Tensor:
+    return out.reshape(out.shape[1:]) if unbatched else out
+
+
+def _fit(a, hw: tuple[int, int]):
+    """Crop or zero-extend the last two axes of a raw array to ``hw`` (at the bottom/right)."""
+    a = a[..., :hw[0], :hw[1]]
+    extra = ((0, 0),) * (a.ndim - 2) + ((0, hw[0] - a.shape[-2]), (0, hw[1] - a.shape[-1]))
+    return array_module(a).pad(a, extra) if any(e for _, e in extra) else a
+
+
+# --------------------------------------------------------------------------- the Functions
+class Conv2d(Function):
+    @staticmethod
+    def forward(ctx: Context, x, w, b, stride, padding, dilation, groups):
+        """x (N, C, H, W), w (O, C/groups, KH, KW), b (O,) or None -> (N, O, OH, OW)."""
+        ctx.args = (stride, padding, dilation, groups)
+        ctx.save_for_backward(x, w)
+        y = kernel("conv", "conv2d_forward", x)(x, w, stride, padding, dilation, groups)
+        return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        x, w = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        # dx: the transposed convolution of grad with W;  dW: x correlated with grad
+        dx = kernel("conv", "conv2d_backward_input", grad)(grad, w, x.shape, *ctx.args) if need_x else None
+        dw = kernel("conv", "conv2d_backward_weight", grad)(grad, x, w.shape, *ctx.args) if need_w else None
+        db = grad.sum(axis=(0, 2, 3)) if need_b else None  # b is added at every (n, i, j)
+        return dx, dw, db
+
+
+class ConvTranspose2d(Function):
+    @staticmethod
+    def forward(ctx: Context, x, w, b, stride, padding, dilation, groups, out_hw):
+        """x (N, Cin, H, W), w (Cin, Cout/groups, KH, KW) -> (N, Cout, *out_hw): conv2d's dx.
+
+        Seen as conv2d(y, w), the output y has conv size H + output_padding // stride rows:
+        more than H when output_padding >= stride (allowed when it is < dilation). The extra
+        rows of that conv's output meet no input pixel, so x is zero-extended to match."""
+        ctx.args = (stride, padding, dilation, groups)
+        ctx.x_hw = x.shape[2:]
+        x = _fit(x, tuple(conv_output_size(n, k, s, p, d) for n, k, s, p, d in
+                          zip(out_hw, w.shape[2:], stride, padding, dilation)))
+        ctx.save_for_backward(x, w)
+        y_shape = (x.shape[0], w.shape[1] * groups) + tuple(out_hw)
+        y = kernel("conv", "conv2d_backward_input", x)(x, w, y_shape, *ctx.args)
+        return y if b is None else y + b.reshape(1, -1, 1, 1)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        """grad (N, Cout, OH, OW). The forward was the adjoint of conv2d(., w), so
+        dx = conv2d(grad, w) (cropped back to x's size) and dW is conv2d's dW with x as the
+        output gradient and grad as the input."""
+        x, w = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        dx = _fit(kernel("conv", "conv2d_forward", grad)(grad, w, *ctx.args), ctx.x_hw) if need_x else None
+        dw = kernel("conv", "conv2d_backward_weight", x)(x, grad, w.shape, *ctx.args) if need_w else None
+        db = grad.sum(axis=(0, 2, 3)) if need_b else None
+        return dx, dw, db
+
+
+class Unfold(Function):
+    @staticmethod
+    def forward(ctx: Context, x, kernel_size, dilation, padding, stride):
+        """x (N, C, H, W) -> (N, C*KH*KW, L): im2col."""
+        ctx.args, ctx.x_shape = (kernel_size, stride, padding, dilation), x.shape
+        return kernel("conv", "im2col", x)(x, kernel_size, stride, padding, dilation)
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # the adjoint of a copy adds the copies back: col2im
+        return kernel("conv", "col2im", grad)(grad, ctx.x_shape, *ctx.args)
+
+
+class Fold(Function):
+    @staticmethod
+    def forward(ctx: Context, cols, x_shape, kernel_size, dilation, padding, stride):
+        """cols (N, C*KH*KW, L) -> (N, C, H, W): col2im, overlapping entries summed."""
+        ctx.args = (kernel_size, stride, padding, dilation)
+        return kernel("conv", "col2im", cols)(cols, x_shape, *ctx.args)
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # each column entry is a copy of one output pixel's gradient
+        return kernel("conv", "im2col", grad)(grad, *ctx.args)
+
+
+# --------------------------------------------------------------------------- public functions
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrPair = 1,
+           padding: IntOrPair | str = 0, dilation: IntOrPair = 1, groups: int = 1) -> Tensor:
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
+
+    input (N, C, H, W) or (C, H, W); weight (O, C/groups, KH, KW); bias (O,) -> (N, O, OH, OW)
+    with OH = (H + 2*padding - dilation*(KH - 1) - 1) // stride + 1. ``padding`` may also be
+    'valid' (0) or 'same' (output size = input size; stride 1 only; an odd total padding puts
+    the extra row/column at the bottom/right, as PyTorch does).
+    """
+    op = "conv2d"
+    x, unbatched = _batched(op, input, (3, 4), "(N, C, H, W)")
+    groups = _check_groups(op, groups)
+    _check_operands(op, x, weight, bias, weight.shape[0] if weight.ndim == 4 else 0)
+    stride, dilation = _pair(op, "stride", stride, 1), _pair(op, "dilation", dilation, 1)
+    kernel_size = weight.shape[2:]
+    if x.shape[1] != weight.shape[1] * groups:
+        raise ValueError(f"{op}: input has {x.shape[1]} channels (shape {x.shape}) but weight of shape "
+                         f"{weight.shape} with groups={groups} expects {weight.shape[1] * groups} "
+                         f"(= weight.shape[1] {weight.shape[1]} * groups {groups})")
+    if weight.shape[0] % groups:
+        raise ValueError(f"{op}: weight has {weight.shape[0]} output channels, not divisible by groups={groups}")
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+        if padding == "same" and stride != (1, 1):
+            raise ValueError(f"{op}: padding='same' needs stride 1, got stride={stride}")
+        total = [0, 0] if padding == "valid" else [d * (k - 1) for d, k in zip(dilation, kernel_size)]
+        padding = (total[0] // 2, total[1] // 2)
+        extra = (total[0] - 2 * padding[0], total[1] - 2 * padding[1])  # odd total: one more at the end
+        if any(extra):
+            x = pad(x, (0, extra[1], 0, extra[0]))
+    else:
+        padding = _pair(op, "padding", padding, 0)
+    _output_hw(op, x.shape[2:], kernel_size, stride, padding, dilation)
+    return _unbatch(Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                                 groups=groups), unbatched)
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrPair = 1,
+                     padding: IntOrPair = 0, output_padding: IntOrPair = 0, groups: int = 1,
+                     dilation: IntOrPair = 1) -> Tensor:
+    """The transposed convolution (the gradient of conv2d w.r.t. its input), as PyTorch's.
+
+    input (N, Cin, H, W) or (Cin, H, W); weight (Cin, Cout/groups, KH, KW); bias (Cout,) ->
+    (N, Cout, OH, OW), OH = (H - 1)*stride - 2*padding + dilation*(KH - 1) + output_padding + 1.
+    ``output_padding`` (< stride or < dilation) picks among the sizes that conv2d maps to H.
+    """
+    op = "conv_transpose2d"
+    x, unbatched = _batched(op, input, (3, 4), "(N, C, H, W)")
+    groups = _check_groups(op, groups)
+    _check_operands(op, x, weight, bias, weight.shape[1] * groups if weight.ndim == 4 else 0)
+    stride, dilation = _pair(op, "stride", stride, 1), _pair(op, "dilation", dilation, 1)
+    padding, output_padding = _pair(op, "padding", padding, 0), _pair(op, "output_padding", output_padding, 0)
+    if x.shape[1] != weight.shape[0]:
+        raise ValueError(f"{op}: input has {x.shape[1]} channels (shape {x.shape}) but weight of shape "
+                         f"{weight.shape} expects {weight.shape[0]} (= weight.shape[0])")
+    if weight.shape[0] % groups:
+        raise ValueError(f"{op}: weight has {weight.shape[0]} input channels, not divisible by groups={groups}")
+    for axis in range(2):
+        if output_padding[axis] >= max(stride[axis], dilation[axis]):
+            raise ValueError(f"{op}: output_padding {output_padding} must be smaller than stride {stride} "
+                             f"or dilation {dilation}")
+    out_hw = tuple((x.shape[2 + a] - 1) * stride[a] - 2 * padding[a] + dilation[a] * (weight.shape[2 + a] - 1)
+                   + output_padding[a] + 1 for a in range(2))
+    if min(out_hw) < 1:
+        raise ValueError(f"{op}: output size would be {out_hw}: (input {x.shape[2:]} - 1) * stride {stride} "
+                         f"- 2 * padding {padding} + dilation {dilation} * (kernel_size {weight.shape[2:]} - 1) "
+                         f"+ output_padding {output_padding} + 1 < 1")
+    return _unbatch(ConvTranspose2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                                          groups=groups, out_hw=out_hw), unbatched)
+
+
+def unfold(input: Tensor, kernel_size: IntOrPair, dilation: IntOrPair = 1, padding: IntOrPair = 0,
+           stride: IntOrPair = 1) -> Tensor:
+    """im2col, as ``torch.nn.functional.unfold``: (N, C, H, W) -> (N, C*KH*KW, L), L = OH*OW.
+    Row c*KH*KW + i*KW + j of column r*OW + s holds x_pad[n, c, r*stride + i*dilation, s*stride + j*dilation]."""
+    op = "unfold"
+    x, unbatched = _batched(op, input, (3, 4), "(N, C, H, W)")
+    _check_float(op, "input", x)
+    kernel_size, dilation, padding, stride = _window_args(op, kernel_size, dilation, padding, stride)
+    _output_hw(op, x.shape[2:], kernel_size, stride, padding, dilation)
+    return _unbatch(Unfold.apply(x, kernel_size=kernel_size, dilation=dilation, padding=padding,
+                                 stride=stride), unbatched)
+
+
+def fold(input: Tensor, output_size: IntOrPair, kernel_size: IntOrPair, dilation: IntOrPair = 1,
+         padding: IntOrPair = 0, stride: IntOrPair = 1) -> Tensor:
+    """col2im, as ``torch.nn.functional.fold``: (N, C*KH*KW, L) -> (N, C, *output_size), each
+    column entry added to the pixel that unfold would have copied it from."""
+    op = "fold"
+    cols, unbatched = _batched(op, input, (2, 3), "(N, C*KH*KW, L)")
+    _check_float(op, "input", cols)
+    output_size = _pair(op, "output_size", output_size, 1)
+    kernel_size, dilation, padding, stride = _window_args(op, kernel_size, dilation, padding, stride)
+    kh, kw = kernel_size
+    if cols.shape[1] % (kh * kw):
+        raise ValueError(f"{op}: input has {cols.shape[1]} rows (shape {cols.shape}), not divisible by "
+                         f"the kernel_size {kernel_size} product {kh * kw}")
+    oh, ow = _output_hw(op, output_size, kernel_size, stride, padding, dilation)
+    if cols.shape[2] != oh * ow:
+        raise ValueError(f"{op}: input has {cols.shape[2]} columns (shape {cols.shape}) but output_size "
+                         f"{output_size} with kernel_size {kernel_size}, dilation {dilation}, padding "
+                         f"{padding}, stride {stride} gives {oh} x {ow} = {oh * ow} blocks")
+    x_shape = (cols.shape[0], cols.shape[1] // (kh * kw)) + output_size
+    return _unbatch(Fold.apply(cols, x_shape=x_shape, kernel_size=kernel_size, dilation=dilation,
+                               padding=padding, stride=stride), unbatched)
+
+
+def _window_args(op: str, kernel_size: Any, dilation: Any, padding: Any, stride: Any) -> tuple:
+    """(kernel_size, dilation, padding, stride) as pairs, in unfold/fold's argument order."""
+    return (_pair(op, "kernel_size", kernel_size, 1), _pair(op, "dilation", dilation, 1),
+            _pair(op, "padding", padding, 0), _pair(op, "stride", stride, 1))
