@@ -2,6 +2,7 @@
 
 Also importable as ``tinyvision.nn.functional``, PyTorch's name for the same thing.
 """
+from tinyvision.functional.conv import conv2d, conv_transpose2d, fold, unfold
 from tinyvision.functional.elementwise import (
     abs, add, cast, clamp, clip, clone, cos, div, eq, exp, ge, gelu, gt, le, leaky_relu, log,
     log1p, logical_and, logical_not, logical_or, lt, maximum, minimum, mul, ne, neg, pow, relu,
@@ -11,6 +12,12 @@ from tinyvision.functional.indexing import (gather, getitem, index_select, maske
 from tinyvision.functional.linalg import linear, matmul
 from tinyvision.functional.loss import (binary_cross_entropy_with_logits, cross_entropy, dropout,
                                         l1_loss, mse_loss, nll_loss, smooth_l1_loss)
+from tinyvision.functional.normalization import (batch_norm, embedding, group_norm, layer_norm,
+                                                 local_response_norm, normalize)
+from tinyvision.functional.pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d,
+                                           max_pool2d)
+from tinyvision.functional.attention import scaled_dot_product_attention
+from tinyvision.functional.resize import interpolate, pixel_shuffle, pixel_unshuffle
 from tinyvision.functional.reduction import (amax, amin, argmax, argmin, log_softmax, logsumexp,
                                              max, mean, min, norm, prod, softmax, std, sum, var)
 from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, expand, flatten,

@@ -1,0 +1,103 @@
+"""Scaled dot-product attention: each rung of the attention ladder and PyTorch, fwd + bwd, float32.
+
+    python -m benchmarks.kernels attention                  # CPU, 2 threads for everyone
+    python -m benchmarks.kernels --device cuda attention    # GPU rung vs torch CUDA
+    python -m benchmarks.kernels.attention                  # this module alone (CPU)
+
+Case: ViT-Ti/16 self-attention, B=32, 3 heads, L=S=197 tokens, head dim 64, no mask.
+FLOPs: 4*B*H*L^2*D for the forward (q k^T and P v) and 3x that for forward + backward.
+Every rung runs ``tinyvision.nn.functional.scaled_dot_product_attention`` + ``backward()``
+(autograd included) under ``kernels.use(rung)``; torch runs ``F.scaled_dot_product_attention``
+on the same q, k, v and output gradient. On the CPU, two "cpu part" rows time the Numba rung's
+pieces alone, to show what limits it: the six batched OpenBLAS matmuls, and the fused softmax
+forward + backward kernels.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import tinyvision as tv
+import tinyvision.nn.functional as F
+from benchmarks.runner import Report
+from tinyvision.kernels import compat
+from tinyvision.kernels.dispatch import use
+
+B, HEADS, L, D = 32, 3, 197, 64
+CASE = f"sdpa B{B} H{HEADS} L{L} D{D}, fwd+bwd"
+GFLOP = 3 * 4 * B * HEADS * L * L * D / 1e9
+
+
+def _cpu_parts(report: Report, q, k, v, grad) -> None:
+    """The Numba rung's pieces alone (the same calls kernels/cpu/attention.py makes)."""
+    from tinyvision.kernels.cpu import attention as cpu
+
+    scores = np.matmul(q, k.swapaxes(-1, -2))
+    probs = scores.copy()
+    cpu._softmax_rows(cpu._rows(probs), np.float32(D ** -0.5), L, False)
+    dscores = np.matmul(grad, v.swapaxes(-1, -2))
+
+    def matmuls() -> None:
+        np.matmul(q, k.swapaxes(-1, -2))                  # scores
+        np.matmul(probs, v)                               # out
+        np.matmul(probs.swapaxes(-1, -2), grad)           # dv
+        np.matmul(grad, v.swapaxes(-1, -2))               # dP
+        np.matmul(dscores, k)                             # dq
+        np.matmul(dscores.swapaxes(-1, -2), q)            # dk
+
+    def softmaxes() -> None:
+        s = scores.copy()                                 # the kernels work in place
+        cpu._softmax_rows(cpu._rows(s), np.float32(D ** -0.5), L, False)
+        cpu._softmax_backward_rows(cpu._rows(probs), cpu._rows(dscores.copy()))
+
+    report.add(CASE, "cpu part: 6 matmuls", matmuls, gflop=GFLOP)
+    report.add(CASE, "cpu part: softmax fwd+bwd (+2 copies)", softmaxes)
+
+
+def run(device: str = "cpu") -> Report:
+    """Time the case on ``device`` ('cpu': reference, cpu rung, torch; 'cuda': gpu rung, torch)."""
+    import torch
+
+    report = Report(f"kernels_attention_{device}")
+    sync: Any = None
+    if device == "cuda":
+        if not compat.gpu_available() or not torch.cuda.is_available():
+            print(f"attention: skipped on cuda ({compat.gpu_unavailable_reason() or 'torch sees no CUDA device'})")
+            return report
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+        def sync() -> None:
+            compat.cupy.cuda.Device().synchronize()
+            torch.cuda.synchronize()
+    rng = np.random.default_rng(0)
+    q, k, v, grad = (rng.standard_normal((B, HEADS, L, D)).astype(np.float32) for _ in range(4))
+
+    tq, tk, tv_ = (torch.tensor(a, device=device, requires_grad=True) for a in (q, k, v))
+    tg = torch.tensor(grad, device=device)
+
+    def torch_step() -> None:
+        tq.grad = tk.grad = tv_.grad = None
+        torch.nn.functional.scaled_dot_product_attention(tq, tk, tv_).backward(tg)
+    report.add(CASE, "torch", torch_step, gflop=GFLOP, sync=sync, repeats=30 if device == "cuda" else 9)
+
+    Q, K, V = (tv.tensor(compat.to_device(a, device), requires_grad=True) for a in (q, k, v))
+    G = tv.tensor(compat.to_device(grad, device))
+
+    def step() -> None:
+        Q.grad = K.grad = V.grad = None
+        F.scaled_dot_product_attention(Q, K, V).backward(G)
+    for rung in (["gpu"] if device == "cuda" else ["cpu", "reference"]):
+        with use(rung):
+            report.add(CASE, rung, step, gflop=GFLOP, sync=sync, repeats=3 if rung == "reference" else 9,
+                       warmup=1 if rung == "reference" else 2)
+    if device == "cpu":
+        _cpu_parts(report, q, k, v, grad)
+    return report
+
+
+if __name__ == "__main__":
+    from benchmarks.runner import set_threads
+
+    set_threads(2)
+    run().print_and_save()
