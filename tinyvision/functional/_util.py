@@ -51,3 +51,17 @@ def expand_reduced(grad: Any, shape: tuple[int, ...], axes: tuple[int, ...], kee
     if not keepdim:
         grad = array_module(grad).expand_dims(grad, axes) if axes else grad
     return grad
+
+
+def pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
+    """An int, or a tuple of one or two ints, as a pair; each >= ``minimum``."""
+    if isinstance(value, (int, np.integer)):
+        value = (value, value)
+    pair = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(pair) == 1:
+        pair = pair * 2
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])

@@ -21,6 +21,7 @@ import numpy as np
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional._util import pair
 from tinyvision.functional.shape import pad
 from tinyvision.kernels.compat import array_module, device_of
 from tinyvision.kernels.dispatch import kernel
@@ -30,19 +31,6 @@ IntOrPair = int | Sequence[int]
 
 
 # --------------------------------------------------------------------------- argument checks
-def _pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints -> a pair, each >= minimum; anything else names the argument."""
-    if isinstance(value, (int, np.integer)):
-        pair = (value, value)
-    else:
-        pair = tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
 def _check_groups(op: str, groups: Any) -> int:
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
@@ -198,7 +186,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
     x, unbatched = _batched(op, input, (3, 4), "(N, C, H, W)")
     groups = _check_groups(op, groups)
     _check_operands(op, x, weight, bias, weight.shape[0] if weight.ndim == 4 else 0)
-    stride, dilation = _pair(op, "stride", stride, 1), _pair(op, "dilation", dilation, 1)
+    stride, dilation = pair(op, "stride", stride, 1), pair(op, "dilation", dilation, 1)
     kernel_size = weight.shape[2:]
     if x.shape[1] != weight.shape[1] * groups:
         raise ValueError(f"{op}: input has {x.shape[1]} channels (shape {x.shape}) but weight of shape "
@@ -217,7 +205,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
         if any(extra):
             x = pad(x, (0, extra[1], 0, extra[0]))
     else:
-        padding = _pair(op, "padding", padding, 0)
+        padding = pair(op, "padding", padding, 0)
     _output_hw(op, x.shape[2:], kernel_size, stride, padding, dilation)
     return _unbatch(Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
                                  groups=groups), unbatched)
@@ -236,8 +224,8 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     x, unbatched = _batched(op, input, (3, 4), "(N, C, H, W)")
     groups = _check_groups(op, groups)
     _check_operands(op, x, weight, bias, weight.shape[1] * groups if weight.ndim == 4 else 0)
-    stride, dilation = _pair(op, "stride", stride, 1), _pair(op, "dilation", dilation, 1)
-    padding, output_padding = _pair(op, "padding", padding, 0), _pair(op, "output_padding", output_padding, 0)
+    stride, dilation = pair(op, "stride", stride, 1), pair(op, "dilation", dilation, 1)
+    padding, output_padding = pair(op, "padding", padding, 0), pair(op, "output_padding", output_padding, 0)
     if x.shape[1] != weight.shape[0]:
         raise ValueError(f"{op}: input has {x.shape[1]} channels (shape {x.shape}) but weight of shape "
                          f"{weight.shape} expects {weight.shape[0]} (= weight.shape[0])")
@@ -277,7 +265,7 @@ def fold(input: Tensor, output_size: IntOrPair, kernel_size: IntOrPair, dilation
     op = "fold"
     cols, unbatched = _batched(op, input, (2, 3), "(N, C*KH*KW, L)")
     _check_float(op, "input", cols)
-    output_size = _pair(op, "output_size", output_size, 1)
+    output_size = pair(op, "output_size", output_size, 1)
     kernel_size, dilation, padding, stride = _window_args(op, kernel_size, dilation, padding, stride)
     kh, kw = kernel_size
     if cols.shape[1] % (kh * kw):
@@ -295,5 +283,5 @@ def fold(input: Tensor, output_size: IntOrPair, kernel_size: IntOrPair, dilation
 
 def _window_args(op: str, kernel_size: Any, dilation: Any, padding: Any, stride: Any) -> tuple:
     """(kernel_size, dilation, padding, stride) as pairs, in unfold/fold's argument order."""
-    return (_pair(op, "kernel_size", kernel_size, 1), _pair(op, "dilation", dilation, 1),
-            _pair(op, "padding", padding, 0), _pair(op, "stride", stride, 1))
+    return (pair(op, "kernel_size", kernel_size, 1), pair(op, "dilation", dilation, 1),
+            pair(op, "padding", padding, 0), pair(op, "stride", stride, 1))

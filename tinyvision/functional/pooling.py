@@ -19,26 +19,13 @@ import numpy as np
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional._util import pair
 from tinyvision.kernels.dispatch import kernel
 
 IntOrPair = Any  # int | tuple[int, int]
 
 
 # --------------------------------------------------------------------------- argument checks
-
-def _pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
-    """An int, or a tuple of one or two ints, as a pair; each >= ``minimum``."""
-    if isinstance(value, (int, np.integer)):
-        value = (value, value)
-    pair = tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(pair) == 1:
-        pair = pair * 2
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
 
 def _check_input(op: str, input: Tensor) -> None:
     if not isinstance(input, Tensor):
@@ -69,9 +56,9 @@ def _window_args(op: str, input: Tensor, kernel_size: IntOrPair, stride: IntOrPa
                  dilation: IntOrPair, ceil_mode: bool) -> tuple[tuple[int, int], ...]:
     """Checked (kernel_size, stride, padding, dilation, output_size) pairs for a windowed pool."""
     _check_input(op, input)
-    kernel_size = _pair(op, "kernel_size", kernel_size, 1)
-    stride = kernel_size if stride is None or stride == () or stride == [] else _pair(op, "stride", stride, 1)
-    padding, dilation = _pair(op, "padding", padding, 0), _pair(op, "dilation", dilation, 1)
+    kernel_size = pair(op, "kernel_size", kernel_size, 1)
+    stride = kernel_size if stride is None or stride == () or stride == [] else pair(op, "stride", stride, 1)
+    padding, dilation = pair(op, "padding", padding, 0), pair(op, "dilation", dilation, 1)
     if any(p > k // 2 for k, p in zip(kernel_size, padding)):  # torch's rule (dilation not counted)
         raise ValueError(f"{op}: padding should be at most half of kernel_size, got padding={padding}, "
                          f"kernel_size={kernel_size}")
@@ -93,7 +80,7 @@ def _adaptive_size(op: str, input: Tensor, output_size: Any) -> tuple[int, int]:
     if len(size) != 2:
         raise TypeError(f"{op}: output_size must be an int or a pair (ints or None), got {output_size!r}")
     size = tuple(n if s is None else s for s, n in zip(size, input.shape[-2:]))
-    return _pair(op, "output_size", size, 1)
+    return pair(op, "output_size", size, 1)
 
 
 # --------------------------------------------------------------------------- the ops
