@@ -43,6 +43,26 @@ def set_threads(n: int = 2) -> None:
         pass
 
 
+def cuda_sync(name: str) -> Callable[[], None] | None:
+    """For a run on 'cuda': the function that waits for CuPy's and torch's queued work (a
+    timing must include it), with TF32 switched off so that both sides compute in float32.
+    None, after printing why, when there is no GPU to run on."""
+    import torch
+
+    from tinyvision.kernels import compat
+
+    if not compat.gpu_available() or not torch.cuda.is_available():
+        print(f"{name}: skipped on cuda ({compat.gpu_unavailable_reason() or 'torch sees no CUDA device'})")
+        return None
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+    def sync() -> None:
+        compat.cupy.cuda.Device().synchronize()
+        torch.cuda.synchronize()
+    return sync
+
+
 def time_call(fn: Callable[[], Any], repeats: int = 9, warmup: int = 2, sync: Callable[[], None] | None = None) -> list[float]:
     """Wall-clock seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
     for _ in range(warmup):

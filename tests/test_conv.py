@@ -138,7 +138,7 @@ def test_conv2d_gradcheck(rung):
 @st.composite
 def transpose_cases(draw):
     case = draw(conv_cases(allow_same=False))
-    (n, c_out, _, _), (c_in, cg, kh, kw) = case["x"], case["w"]
+    (n, c_out, _, _), (c_in, _, kh, kw) = case["x"], case["w"]
     (sh, sw), (dh, dw), (ph, pw) = case["stride"], case["dilation"], case["padding"]
     op = (draw(st.integers(0, max(sh, dh) - 1)), draw(st.integers(0, max(sw, dw) - 1)))
     h, w = draw(st.integers(1, 4)), draw(st.integers(1, 4))

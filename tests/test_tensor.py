@@ -144,3 +144,12 @@ def test_in_place_on_requires_grad_tensor_only_under_no_grad(change):
     with tv.no_grad():
         change(x)  # e.g. an optimizer update
     change(tv.ones(3))  # a tensor outside any graph may always change
+
+
+def test_to_device_op_copies_and_sends_the_gradient_back() -> None:
+    """The ToDevice Function itself (Tensor.to skips it when the device already matches)."""
+    x = tv.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = tv.functional.to_device(x, "cpu")
+    assert y.device == "cpu" and y.grad_fn is not None
+    (y * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))

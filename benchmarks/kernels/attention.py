@@ -14,13 +14,12 @@ forward + backward kernels.
 """
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
 import tinyvision as tv
 import tinyvision.nn.functional as F
-from benchmarks.runner import Report
+from benchmarks.runner import Report, cuda_sync
 from tinyvision.kernels import compat
 from tinyvision.kernels.dispatch import use
 
@@ -60,16 +59,9 @@ def run(device: str = "cpu") -> Report:
     import torch
 
     report = Report(f"kernels_attention_{device}")
-    sync: Any = None
-    if device == "cuda":
-        if not compat.gpu_available() or not torch.cuda.is_available():
-            print(f"attention: skipped on cuda ({compat.gpu_unavailable_reason() or 'torch sees no CUDA device'})")
-            return report
-        torch.backends.cuda.matmul.allow_tf32 = False
-
-        def sync() -> None:
-            compat.cupy.cuda.Device().synchronize()
-            torch.cuda.synchronize()
+    sync = cuda_sync("attention") if device == "cuda" else None
+    if device == "cuda" and sync is None:
+        return report
     rng = np.random.default_rng(0)
     q, k, v, grad = (rng.standard_normal((B, HEADS, L, D)).astype(np.float32) for _ in range(4))
 

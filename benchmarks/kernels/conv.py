@@ -20,14 +20,13 @@ On CUDA torch's TF32 is switched off, so that both sides do float32 arithmetic.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 import tinyvision as tv
 import tinyvision.nn.functional as F
-from benchmarks.runner import Report
-from tinyvision.kernels import compat
+from benchmarks.runner import Report, cuda_sync
 from tinyvision.kernels.dispatch import use
 from tinyvision.kernels.reference.conv import conv2d_flops
 
@@ -127,19 +126,9 @@ def _cpu_parts(report: Report, case: Case, x, w, grad) -> None:
 def run(device: str = "cpu") -> Report:
     """Time every case on ``device`` ('cpu': reference, cpu rung, torch; 'cuda': gpu rung, torch)."""
     report = Report(f"kernels_conv_{device}")
-    sync: Any = None
-    if device == "cuda":
-        import torch
-
-        if not compat.gpu_available() or not torch.cuda.is_available():
-            print(f"conv: skipped on cuda ({compat.gpu_unavailable_reason() or 'torch sees no CUDA device'})")
-            return report
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-
-        def sync() -> None:
-            compat.cupy.cuda.Device().synchronize()
-            torch.cuda.synchronize()
+    sync = cuda_sync("conv") if device == "cuda" else None
+    if device == "cuda" and sync is None:
+        return report
     rng = np.random.default_rng(0)
     for case in CASES:
         x = rng.standard_normal(case.x).astype(np.float32)

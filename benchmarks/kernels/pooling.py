@@ -13,13 +13,13 @@ indices), write dx.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 import tinyvision as tv
 import tinyvision.nn.functional as F
-from benchmarks.runner import Report
+from benchmarks.runner import Report, cuda_sync
 from tinyvision.kernels import compat
 from tinyvision.kernels.dispatch import use
 
@@ -45,15 +45,9 @@ def run(device: str = "cpu") -> Report:
     import torch
 
     report = Report(f"kernels_pooling_{device}")
-    sync: Any = None
-    if device == "cuda":
-        if not compat.gpu_available() or not torch.cuda.is_available():
-            print(f"pooling: skipped on cuda ({compat.gpu_unavailable_reason() or 'torch sees no CUDA device'})")
-            return report
-
-        def sync() -> None:
-            compat.cupy.cuda.Device().synchronize()
-            torch.cuda.synchronize()
+    sync = cuda_sync("pooling") if device == "cuda" else None
+    if device == "cuda" and sync is None:
+        return report
     x = np.random.default_rng(0).standard_normal(SHAPE).astype(np.float32)
     for name, op, kw in CASES:
         out = getattr(torch.nn.functional, op)(torch.tensor(x), **kw)

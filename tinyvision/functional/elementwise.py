@@ -14,7 +14,8 @@ import numpy as np
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional._util import check_broadcast
-from tinyvision.kernels.compat import array_module, erf, is_array, to_device
+from tinyvision.kernels import compat
+from tinyvision.kernels.compat import array_module, erf, is_array
 
 
 def _xp(*arrays: Any):
@@ -122,11 +123,11 @@ class ToDevice(Function):
     @staticmethod
     def forward(ctx: Context, x, device):
         ctx.device = "cuda" if array_module(x) is not np else "cpu"
-        return to_device(x, device)
+        return compat.to_device(x, device)
 
     @staticmethod
     def backward(ctx: Context, grad):
-        return to_device(grad, ctx.device), None
+        return compat.to_device(grad, ctx.device), None
 
 
 class Clone(Function):
