@@ -38,6 +38,7 @@ def check_against_torch(ours_fn: Callable, torch_fn: Callable, arrays: Sequence[
     sum(out * u) for a fixed random u."""
     ours, theirs = both(arrays, requires_grad)
     a, b = ours_fn(*ours), torch_fn(*theirs)
+    assert tuple(a.shape) == tuple(b.shape), f"shape {tuple(a.shape)}, torch has {tuple(b.shape)}"
     dtype = dtype or next(x.dtype for x in arrays if x.dtype.kind == "f")
     np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), **tol(dtype, scale))
     if not b.requires_grad:
@@ -52,3 +53,19 @@ def check_against_torch(ours_fn: Callable, torch_fn: Callable, arrays: Sequence[
             gy = y.grad.numpy() if y.grad is not None else np.zeros(y.shape)
             gx = x.grad.numpy() if x.grad is not None else np.zeros(x.shape)
             np.testing.assert_allclose(gx, gy, **tol(dtype, scale), err_msg=f"gradient of input {i}")
+
+
+def check_op(ours_fn: Callable, torch_fn: Callable, arrays: Sequence[np.ndarray],
+             requires_grad: Sequence[bool] | None = None) -> None:
+    """The standard proof of an op: forward and gradients against torch in float32 and
+    float64 on the same values, then ``tv.gradcheck`` in float64. ``requires_grad`` marks the
+    inputs to differentiate (default: the float ones); every float array (weights too) is
+    cast to each dtype."""
+    arrays = list(arrays)
+    grad = list(requires_grad) if requires_grad is not None else [a.dtype.kind == "f" for a in arrays]
+    for dtype in DTYPES:
+        cast = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
+        check_against_torch(ours_fn, torch_fn, cast, dtype=dtype, requires_grad=grad)
+    inputs = [tv.tensor(a.astype(np.float64) if a.dtype.kind == "f" else a, requires_grad=g)
+              for a, g in zip(arrays, grad)]
+    assert tv.gradcheck(ours_fn, inputs)

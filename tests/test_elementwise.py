@@ -16,6 +16,7 @@ from hypothesis.extra import numpy as hnp
 
 import tinyvision as tv
 from tests.helpers import DTYPES, check_against_torch
+from tests.helpers import check_op as check
 
 # Up to 3 dims of up to 4: small enough for a full finite-difference Jacobian, and
 # size-0 and size-1 axes come up often.
@@ -23,14 +24,6 @@ SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
 PAIRS = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=0, max_side=3)
 SEEDS = st.integers(0, 2**32 - 1)
 
-
-def check(ours, theirs, arrays: list[np.ndarray]) -> None:
-    """Forward and input gradients against torch in float32 and float64 on the same values,
-    then tv.gradcheck in float64 on every float input."""
-    for dtype in DTYPES:
-        check_against_torch(ours, theirs, [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays])
-    inputs = [tv.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
-    tv.gradcheck(ours, inputs)
 
 
 def away_from(x: np.ndarray, points: tuple[float, ...], gap: float = 0.1) -> np.ndarray:

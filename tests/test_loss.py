@@ -14,21 +14,13 @@ from hypothesis import strategies as st
 import tinyvision as tv
 import tinyvision.nn.functional as F
 from tests.helpers import DTYPES, check_against_torch
+from tests.helpers import check_op as check
 
 SEEDS = st.integers(0, 2**32 - 1)
 REDUCTIONS = st.sampled_from(["none", "sum", "mean"])
 # (N, C), (N, C, d1, d2) and (C,), with size-1 dims among them
 LAYOUTS = st.sampled_from([(3, 4), (1, 2), (2, 3, 2, 2), (2, 3, 1, 3), (5,)])
 
-
-def check(ours, theirs, arrays: list, grad: list[bool]) -> None:
-    """Forward and gradients of the inputs marked in ``grad`` against torch in float32 and
-    float64, then gradcheck on them in float64. Float arrays not in ``grad`` (weights) are
-    cast to the dtype too, as torch requires."""
-    for dtype in DTYPES:
-        cast = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
-        check_against_torch(ours, theirs, cast, dtype=dtype, requires_grad=grad)
-    tv.gradcheck(ours, [tv.tensor(a, requires_grad=g) for a, g in zip(arrays, grad)])
 
 
 def with_kwargs(name: str, names: list[str], **kw):

@@ -15,15 +15,10 @@ from hypothesis.extra import numpy as hnp
 
 import tinyvision as tv
 from tests.helpers import DTYPES, check_against_torch
+from tests.helpers import check_op as check
 
 SEEDS = st.integers(0, 2**32 - 1)
 
-
-def check(ours, theirs, arrays: list[np.ndarray]) -> None:
-    """Forward and gradient against torch in float32 and float64, then gradcheck in float64."""
-    for dtype in DTYPES:
-        check_against_torch(ours, theirs, [a.astype(dtype) for a in arrays])
-    tv.gradcheck(ours, [tv.tensor(a, requires_grad=True) for a in arrays])
 
 
 @st.composite

@@ -17,7 +17,7 @@ import torch
 from hypothesis import given
 
 import tinyvision as tv
-from tests.helpers import DTYPES, check_against_torch
+from tests import helpers
 
 
 def data(shape: Sequence[int], seed: int = 0) -> np.ndarray:
@@ -26,16 +26,8 @@ def data(shape: Sequence[int], seed: int = 0) -> np.ndarray:
 
 
 def check_op(ours: Callable, theirs: Callable, *arrays: np.ndarray) -> None:
-    """Same shape as torch; forward and gradients vs torch in float32 and float64; gradcheck
-    in float64. ``ours``/``theirs`` take one tensor per array and return one tensor."""
-    out = ours(*[tv.tensor(a) for a in arrays])
-    ref = theirs(*[torch.tensor(a) for a in arrays])
-    assert out.shape == tuple(ref.shape)
-    for dtype in DTYPES:
-        check_against_torch(ours, theirs, [a.astype(dtype) for a in arrays])
-    inputs = [tv.tensor(a, dtype=np.float64, requires_grad=True) for a in arrays]
-    assert tv.gradcheck(ours, inputs)
-
+    """helpers.check_op, with the arrays as separate arguments."""
+    helpers.check_op(ours, theirs, arrays)
 
 def joined(pieces: Sequence) -> tv.Tensor | torch.Tensor:
     """One tensor holding every piece of a split/chunk, in order (so one check covers them)."""
