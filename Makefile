@@ -32,5 +32,8 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.autograd_overhead
 	$(PY) -m benchmarks.kernels
 
+gradcheck: $(VENV)/.installed
+	$(PY) -m tinyvision.cli gradcheck
+
 clean:
 	rm -rf $(VENV) runs benchmarks/results .pytest_cache .hypothesis

@@ -159,3 +159,32 @@ def test_torch_and_safetensors_are_imported_lazily(tmp_path):
             "print(sorted(m for m in ('torch', 'safetensors') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_int_keys_and_generator_state_round_trip(tmp_path, suffix):
+    """An optimizer's ``state`` has int keys (torch's layout): they come back as strings, which
+    Optimizer.load_state_dict accepts. A PCG64 state holds 128-bit ints: they come back exact."""
+    torch_opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(2, 3)), torch.nn.Parameter(torch.ones(3))],
+                                lr=0.1, momentum=0.9)
+    for p in torch_opt.param_groups[0]["params"]:
+        p.grad = torch.full_like(p, 0.5)
+    torch_opt.step()
+    opt_state = {k: {"momentum_buffer": v["momentum_buffer"].numpy()} for k, v in torch_opt.state_dict()["state"].items()}
+    assert list(opt_state) == [0, 1]
+    rng = np.random.default_rng(12345)
+    rng.random(7)
+    obj = {"optimizer": {"state": opt_state}, "rng": rng.bit_generator.state}
+    assert obj["rng"]["state"]["state"] > 2**64  # really a big int
+    path = tmp_path / f"ckpt{suffix}"
+    tv.save(obj, path)
+    loaded = tv.load(path)
+    assert list(loaded["optimizer"]["state"]) == ["0", "1"]
+    for k, v in opt_state.items():
+        np.testing.assert_array_equal(loaded["optimizer"]["state"][str(k)]["momentum_buffer"], v["momentum_buffer"])
+    assert loaded["rng"] == obj["rng"]
+    restored = np.random.default_rng()
+    restored.bit_generator.state = loaded["rng"]
+    np.testing.assert_array_equal(restored.random(5), rng.random(5))
+    with pytest.raises(ValueError, match="unique as strings.*'1'"):
+        tv.save({1: np.ones(1), "1": np.ones(1)}, path)

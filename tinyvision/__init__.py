@@ -12,6 +12,7 @@ from tinyvision.creation import (arange, empty, empty_like, eye, from_numpy, ful
                                  randn_like, randperm, tensor, zeros, zeros_like)
 from tinyvision.functional import *  # noqa: F401,F403  (the ops, PyTorch-named)
 from tinyvision.random import manual_seed
+from tinyvision.serialization import load, save
 from tinyvision import functional, nn  # noqa: E402
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64

@@ -9,7 +9,8 @@ JSON values (numbers, strings, bools, None, lists of those). The file format fol
     .pt / .pth    load only, through ``torch.load(weights_only=True)`` when PyTorch is installed
 
 Both writable formats store a flat list of arrays, so the nesting goes into the entry names
-(``"model/conv1.weight"``: '/' joins the levels, which is why a key may not contain '/'), and
+(``"model/conv1.weight"``: '/' joins the levels, which is why a key may not contain '/'; int
+keys, as in an optimizer's ``state``, are written as strings and load back as strings), and
 one metadata entry (``__tinyvision__``, JSON) records the JSON leaves and the order of all
 leaves. A file without that entry (``np.savez`` output, a Hugging Face ``model.safetensors``)
 loads as a flat dict of its arrays.
@@ -69,10 +70,16 @@ def _flatten(obj: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, A
     order: list[str] = []
 
     def walk(d: Mapping[str, Any], prefix: str) -> None:
+        seen: set[str] = set()
         for key, value in d.items():
-            if not isinstance(key, str) or _SEP in key or key == META_KEY:
-                raise ValueError(f"save: keys must be strings without {_SEP!r} and not {META_KEY!r}, "
-                                 f"got {key!r} (in {prefix or 'the top level'})")
+            # int keys (an optimizer's per-parameter "state", as in torch) are stored as their
+            # decimal strings and load back as strings; Optimizer.load_state_dict takes both
+            if isinstance(key, int) and not isinstance(key, bool):
+                key = str(key)
+            if not isinstance(key, str) or _SEP in key or key == META_KEY or key in seen:
+                raise ValueError(f"save: keys must be strings or ints, unique as strings, without {_SEP!r} "
+                                 f"and not {META_KEY!r}; got {key!r} (in {prefix or 'the top level'})")
+            seen.add(key)
             name = prefix + key
             if isinstance(value, Mapping) and value:
                 walk(value, name + _SEP)

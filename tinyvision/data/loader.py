@@ -79,6 +79,14 @@ class DataLoader:
         self.shuffle, self.drop_last, self.collate_fn = shuffle, drop_last, collate_fn
         self._rng = None if seed is None else np.random.default_rng(seed)
 
+    def state_dict(self) -> dict:
+        """Where the seeded shuffle stands, so that a resumed run draws the same orders."""
+        return {"rng": self._rng.bit_generator.state} if self._rng is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self._rng is not None and state.get("rng"):
+            self._rng.bit_generator.state = state["rng"]
+
     def __len__(self) -> int:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)

@@ -26,6 +26,8 @@ class MatMul(Function):
             raise ValueError(f"matmul: the batch dims of shapes {a.shape} and {b.shape} "
                              f"({a.shape[:-2]} and {b.shape[:-2]}) cannot be broadcast together") from None
         ctx.save_for_backward(a, b)
+        if _rows_times_matrix(a, b):  # (..., n, k) @ (k, m) as one GEMM: NumPy's batch loop is ~50x slower
+            return (a.reshape(-1, ka) @ b).reshape(*a.shape[:-1], b.shape[1])
         return a @ b
 
     @staticmethod
@@ -33,6 +35,11 @@ class MatMul(Function):
         """C = A B  =>  dL/dA = dL/dC B^T  and  dL/dB = A^T dL/dC, summed over broadcast
         batch dims. A 1-D operand is treated as a row (A) or column (B) vector."""
         a, b = ctx.saved_tensors
+        if _rows_times_matrix(a, b):  # the batch dims are just more rows: dB = A^T G over all of them
+            G = grad.reshape(-1, b.shape[1])
+            ga = (G @ b.T).reshape(a.shape) if ctx.needs_input_grad[0] else None
+            gb = a.reshape(-1, b.shape[0]).T @ G if ctx.needs_input_grad[1] else None
+            return ga, gb
         A = a[None, :] if a.ndim == 1 else a
         B = b[:, None] if b.ndim == 1 else b
         G = array_module(grad).asarray(grad)  # vector @ vector gives NumPy a scalar, not an array
@@ -46,6 +53,11 @@ class MatMul(Function):
         if ctx.needs_input_grad[1]:
             gb = sum_to(A.swapaxes(-1, -2) @ G, B.shape).reshape(b.shape)
         return ga, gb
+
+
+def _rows_times_matrix(a, b) -> bool:
+    """(..., n, k) @ (k, m) with batch dims on ``a`` only (Linear on tokens): fold them into rows."""
+    return a.ndim > 2 and b.ndim == 2
 
 
 def matmul(input: Any, other: Any) -> Tensor:

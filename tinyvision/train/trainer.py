@@ -1,0 +1,241 @@
+"""The training loop, written out once: epochs, steps, validation, logging, checkpoints.
+
+One epoch::
+
+    for batch in train_loader:
+        loss = module.training_step(batch, i)     # forward + loss on logits
+        optimizer.zero_grad(); loss.backward()    # gradients of every parameter
+        optimizer.step()                          # the update rule
+    scheduler.step()                              # once per epoch
+    metrics = mean of module.validation_step over val_loader (under no_grad, in eval mode)
+
+Around it: a progress bar (tqdm), a CSV of per-epoch metrics, a PNG of the curves, atomic
+checkpoints (model, optimizer, scheduler, epoch, RNG state) after every epoch, resuming so that
+the continued run equals an uninterrupted one, and a clear stop when the loss is NaN/inf.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+import tinyvision as tv
+from tinyvision import random as tv_random
+from tinyvision.train.module import TrainModule
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the epoch and step."""
+
+
+def _split_optimizers(config: Any) -> tuple[Any, Any]:
+    """configure_optimizers() result -> (optimizer, scheduler or None)."""
+    if isinstance(config, dict):
+        return config["optimizer"], config.get("lr_scheduler")
+    if isinstance(config, (tuple, list)):
+        return config[0], config[1] if len(config) > 1 else None
+    return config, None
+
+
+def _number(value: Any) -> float:
+    return float(value.item()) if isinstance(value, tv.Tensor) else float(value)
+
+
+def _batch_size(batch: Any) -> int:
+    """Samples in a batch: the length of its first tensor ((x, y) tuples, dicts or a tensor)."""
+    while isinstance(batch, (tuple, list, dict)):
+        batch = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+    return len(batch)
+
+
+class Trainer:
+    """``Trainer(max_epochs=10, out_dir="runs/x").fit(module, train_loader, val_loader)``.
+
+    out_dir: where ``metrics.csv``, ``curves.png`` and ``last.ckpt.npz`` (plus
+        ``best.ckpt.npz`` by validation accuracy) go; None writes nothing.
+    seed: seeds tinyvision's generator at the start of ``fit`` (weights drawn before are the
+        caller's business), so that a run is repeatable.
+    progress: show tqdm progress bars (falls back to plain lines without tqdm).
+    extra_checkpoint: more entries for every checkpoint (e.g. the model's config).
+    """
+
+    def __init__(self, max_epochs: int = 1, out_dir: str | Path | None = None, seed: int | None = 0,
+                 progress: bool = True, grad_clip_norm: float | None = None,
+                 extra_checkpoint: dict[str, Any] | None = None) -> None:
+        if max_epochs < 1:
+            raise ValueError(f"Trainer: max_epochs must be >= 1, got {max_epochs}")
+        self.max_epochs = max_epochs
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.seed = seed
+        self.progress = progress
+        self.grad_clip_norm = grad_clip_norm
+        self.extra_checkpoint = dict(extra_checkpoint or {})
+        self.history: list[dict[str, float]] = []
+        self.epoch = 0
+        self.global_step = 0
+
+    # ----------------------------------------------------------------- the loop
+    def fit(self, module: TrainModule, train_loader: Iterable, val_loader: Iterable | None = None,
+            resume_from: str | Path | None = None) -> list[dict[str, float]]:
+        """Train for ``max_epochs`` (counting epochs done before a resume). Returns the history."""
+        if self.seed is not None:
+            tv.manual_seed(self.seed)
+        optimizer, scheduler = _split_optimizers(module.configure_optimizers())
+        if resume_from is not None:
+            self._restore(resume_from, module, optimizer, scheduler, train_loader)
+        start = time.perf_counter()
+        while self.epoch < self.max_epochs:
+            module.train()
+            lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+            train_metrics = self._run_epoch(module, train_loader, optimizer)
+            if scheduler is not None:
+                scheduler.step()
+            row = {"epoch": self.epoch + 1, **{f"train_{k}": v for k, v in train_metrics.items()}, "lr": lr}
+            if val_loader is not None:
+                row.update({f"val_{k}": v for k, v in self.validate(module, val_loader).items()})
+            row["time_s"] = round(time.perf_counter() - start, 3)
+            self.history.append(row)
+            self.epoch += 1
+            self._log(row)
+            if self.out_dir is not None:
+                self._save(module, optimizer, scheduler, train_loader)
+        return self.history
+
+    def _run_epoch(self, module: TrainModule, loader: Iterable, optimizer: Any) -> dict[str, float]:
+        sums: dict[str, float] = {}
+        count = 0
+        bar = self._bar(loader, f"epoch {self.epoch + 1}/{self.max_epochs}")
+        for i, batch in enumerate(bar):
+            out = module.training_step(batch, i)
+            loss = out["loss"] if isinstance(out, dict) else out
+            value = _number(loss)
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"loss became {value} at epoch {self.epoch + 1}, step {i} (global step "
+                    f"{self.global_step}); lower the learning rate or check the inputs")
+            optimizer.zero_grad()
+            loss.backward()
+            if self.grad_clip_norm is not None:
+                from tinyvision.nn.utils import clip_grad_norm_
+
+                clip_grad_norm_(module.parameters(), self.grad_clip_norm)
+            optimizer.step()
+            self.global_step += 1
+            n = _batch_size(batch)  # weights for a per-sample mean, as in validate
+            for k, v in (out.items() if isinstance(out, dict) else {"loss": loss}.items()):
+                sums[k] = sums.get(k, 0.0) + n * _number(v)
+            count += n
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix({k: f"{v / count:.4f}" for k, v in sums.items()})
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+    def validate(self, module: TrainModule, loader: Iterable) -> dict[str, float]:
+        """Per-sample mean of ``validation_step`` metrics over ``loader``, in eval mode, without
+        a graph: each batch's mean is weighted by its size, so a short last batch counts for
+        what it holds and the accuracy is the share of all samples that are right."""
+        was_training = module.training
+        module.eval()
+        sums: dict[str, float] = {}
+        count = 0
+        with tv.no_grad():
+            for i, batch in enumerate(self._bar(loader, "validate", leave=False)):
+                n = _batch_size(batch)
+                for k, v in module.validation_step(batch, i).items():
+                    sums[k] = sums.get(k, 0.0) + n * _number(v)
+                count += n
+        module.train(was_training)
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+    test = validate
+
+    # ----------------------------------------------------------------- output
+    def _bar(self, loader: Iterable, desc: str, leave: bool = True) -> Iterable:
+        if not self.progress:
+            return loader
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return loader
+        return tqdm(loader, desc=desc, leave=leave, dynamic_ncols=True)
+
+    def _log(self, row: dict[str, float]) -> None:
+        if not self.progress:
+            return
+        print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+
+    def _save(self, module: TrainModule, optimizer: Any, scheduler: Any, loader: Any) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = {
+            "model": module.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else {},
+            "epoch": self.epoch, "global_step": self.global_step,
+            "rng": tv_random.get_rng_state(),
+            "loader": loader.state_dict() if hasattr(loader, "state_dict") else {},
+            "history": json.dumps(self.history),
+            **self.extra_checkpoint,
+        }
+        tv.save(checkpoint, self.out_dir / "last.ckpt.npz")
+        val_acc = [r.get("val_acc") for r in self.history]
+        if val_acc[-1] is not None and val_acc[-1] >= max(v for v in val_acc if v is not None):
+            tv.save(checkpoint, self.out_dir / "best.ckpt.npz")
+        # the metrics after the checkpoint: a crash in between leaves no rows it does not hold
+        write_csv(self.out_dir / "metrics.csv", self.history)
+        try:
+            plot_curves(self.history, self.out_dir / "curves.png")
+        except ImportError:  # matplotlib is optional (the `viz` extra)
+            pass
+
+    def _restore(self, path: str | Path, module: TrainModule, optimizer: Any, scheduler: Any, loader: Any) -> None:
+        ckpt = tv.load(path)  # a missing, corrupt or truncated file: an error naming the path
+        missing = [k for k in ("model", "optimizer", "epoch", "global_step", "rng", "history") if k not in ckpt]
+        if missing:
+            raise ValueError(f"resume: {str(path)!r} is not a Trainer checkpoint (no {', '.join(missing)}); "
+                             "resume from the last.ckpt.npz or best.ckpt.npz of a run")
+        module.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt["scheduler"]:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("loader") and hasattr(loader, "load_state_dict"):
+            loader.load_state_dict(ckpt["loader"])
+        tv_random.set_rng_state(ckpt["rng"])
+        self.epoch, self.global_step = int(ckpt["epoch"]), int(ckpt["global_step"])
+        self.history = json.loads(str(ckpt["history"]))
+
+
+def write_csv(path: Path, rows: list[dict[str, float]]) -> None:
+    """Write the per-epoch metrics (atomically: a temporary file, then a rename)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def plot_curves(rows: list[dict[str, float]], path: Path) -> None:
+    """Loss and accuracy per epoch, train and validation, side by side, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, metric in zip(axes, ("loss", "acc")):
+        for split in ("train", "val"):
+            key = f"{split}_{metric}"
+            if any(key in r for r in rows):
+                ax.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o", label=split)
+        ax.set_xlabel("epoch")
+        ax.set_title({"loss": "loss", "acc": "accuracy"}[metric])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
