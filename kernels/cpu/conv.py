@@ -153,6 +153,9 @@ def _out_hw(hw: tuple, kernel_size: Pair, stride: Pair, padding: Pair, dilation:
             conv_output_size(hw[1], kernel_size[1], stride[1], padding[1], dilation[1]))
 
 
+SMALL_COPY = 1 << 18  # elements (1 MiB of float32): below this NumPy's serial copy wins
+
+
 def _channels_last(a: np.ndarray, tag: str) -> np.ndarray:
     """(N, C, H, W) -> its (N, H, W, C) view when the memory is already channels-last (as this
     module's outputs are), else a parallel transposed copy into workspace ``tag``."""
@@ -160,7 +163,10 @@ def _channels_last(a: np.ndarray, tag: str) -> np.ndarray:
     if view.flags.c_contiguous:
         return view
     out = workspace(tag, view.shape, a.dtype)
-    _to_channels_last(a, out)
+    if a.size < SMALL_COPY:  # a parallel launch costs more than copying a small array
+        np.copyto(out, view)
+    else:
+        _to_channels_last(a, out)
     return out
 
 
