@@ -148,7 +148,8 @@ class Module:
         self._check_name(name, "module")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        self._forget(name)
+        if name not in self._modules:  # replacing a child keeps its place: Sequential runs in this order
+            self._forget(name)
         self._modules[name] = module
 
     register_module = add_module

@@ -1,0 +1,106 @@
+"""Does Grad-CAM look at the object? Share of Grad-CAM mass inside the shape's mask.
+
+Trains a small CNN on ``tinyvision.data.shapes`` (four conv-BN-ReLU stages, global average
+pooling, one linear layer; 5-10 minutes on 2 cores), then for each test image computes
+Grad-CAM for its true class at the last conv stage and the share of the map's mass inside the
+object's mask, ``sum(cam * mask) / sum(cam)``. A map that ignored the image would score the
+mask's area fraction (printed as the baseline).
+
+    python -m benchmarks.gradcam_shapes [--epochs 8] [--train-images 3000] [--figure PATH]
+    python -m benchmarks.gradcam_shapes --checkpoint runs/shapes_resnet18/last.ckpt.npz
+        (a `tinyvision train --data shapes` checkpoint instead; its last conv stage is used)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+import tinyvision as tv
+from tinyvision import nn, optim, viz
+from tinyvision.data import DataLoader, shapes
+from tinyvision.train import Classifier, Trainer
+
+from benchmarks.runner import RESULTS_DIR, set_threads
+
+
+def small_cnn(num_classes: int = 3) -> nn.Sequential:
+    """(N, 3, 32, 32) -> 16 x 32 x 32 -> pool -> 32 x 16 x 16 -> pool -> 64 x 8 x 8 -> pool ->
+    64 x 4 x 4 (layer '14', where Grad-CAM looks; field 38 pixels, so a unit sees a whole
+    shape) -> global average -> logits."""
+    def stage(c_in: int, c_out: int) -> list[nn.Module]:
+        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+    return nn.Sequential(*stage(3, 16), nn.MaxPool2d(2), *stage(16, 32), nn.MaxPool2d(2), *stage(32, 64),
+                         nn.MaxPool2d(2), *stage(64, 64), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(64, num_classes))
+
+
+def train_small_cnn(epochs: int, train_images: int) -> nn.Sequential:
+    tv.manual_seed(0)
+    model = small_cnn()
+    module = Classifier(model, lambda p: optim.Adam(p, lr=3e-3),
+                        lambda o: optim.lr_scheduler.CosineAnnealingLR(o, T_max=epochs))
+    Trainer(max_epochs=epochs, progress=False).fit(
+        module, DataLoader(shapes(train_images, 32, seed=0), batch_size=32, shuffle=True, seed=0))
+    return model.eval()
+
+
+def mask_shares(model, images: np.ndarray, labels: np.ndarray, masks: np.ndarray, layer: str) -> tuple[np.ndarray, list]:
+    """Per image: the share of Grad-CAM mass (true class, ``layer``) inside the mask; and the maps."""
+    shares, cams = [], []
+    for image, label, mask in zip(images, labels, masks):
+        cam = viz.grad_cam(model, image, int(label), layer)
+        shares.append(cam[mask].sum() / cam.sum() if cam.sum() > 0 else 0.0)
+        cams.append(cam)
+    return np.array(shares), cams
+
+
+def run(args: argparse.Namespace) -> dict:
+    start = time.perf_counter()
+    if args.checkpoint:
+        from tinyvision.cli import load_checkpoint
+        from tinyvision.viz.cli import _last_conv_stage
+
+        model, config = load_checkpoint(args.checkpoint)
+        name, size, layer = config["model"], config["image_size"], args.layer or _last_conv_stage(model)
+    else:
+        model, name, size = train_small_cnn(args.epochs, args.train_images), "small_cnn", 32
+        layer = args.layer or "14"
+    trained_s = time.perf_counter() - start
+    # the test split `tinyvision train --data shapes` uses, with masks
+    images, targets = shapes(600, size, seed=1, target="all").tensors
+    images, labels, masks = images[:args.images], targets["labels"][:args.images], targets["masks"][:args.images]
+    with tv.no_grad():
+        accuracy = float((model(tv.tensor(images)).numpy().argmax(1) == labels).mean())
+    shares, cams = mask_shares(model, images, labels, masks, layer)
+    if args.figure:
+        from tinyvision.viz.plot import plot_overlays
+
+        names = ("circle", "square", "triangle")
+        plot_overlays(images[:6], cams[:6], args.figure,
+                      [f"{names[c]}: {s:.0%} inside" for c, s in zip(labels[:6], shares[:6])])
+    return {"model": name, "layer": layer, "train_seconds": round(trained_s, 1), "test_images": len(shares),
+            "accuracy": accuracy, "mean_share_inside_mask": float(shares.mean()),
+            "median_share_inside_mask": float(np.median(shares)),
+            "fraction_share_above_half": float((shares > 0.5).mean()),
+            "baseline_mean_mask_area": float(masks.mean())}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default=None, help="score this `tinyvision train` checkpoint instead")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--train-images", type=int, default=3000)
+    ap.add_argument("--images", type=int, default=300, help="test images to score")
+    ap.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last conv stage)")
+    ap.add_argument("--figure", default=None, help="also draw the first six maps to this PNG")
+    args = ap.parse_args()
+    set_threads(2)
+    result = run(args)
+    for k, v in result.items():
+        print(f"{k:<28} {v:.3f}" if isinstance(v, float) else f"{k:<28} {v}")
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "gradcam_shapes.json").write_text(json.dumps(result, indent=2))

@@ -1,0 +1,108 @@
+"""``tinyvision viz WHAT``: each picture from one command (see tinyvision/cli.py for options).
+
+    tinyvision viz attention --model vit_tiny_patch16_224 [--checkpoint C] [--image I] --out DIR
+    tinyvision viz posembed  --model vit_tiny_patch16_224 --checkpoint C --out DIR
+    tinyvision viz rf        --model resnet18 [--image-size 224]
+    tinyvision viz gradcam   --checkpoint C --image I --out DIR
+    tinyvision viz filters   --model resnet18 [--checkpoint C] --out DIR
+    tinyvision viz summary   --model resnet18 [--image-size 224]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyvision.viz import plot
+
+
+def _model_and_size(args: argparse.Namespace) -> tuple[Any, int, int]:
+    """(model, channels, image size) from --checkpoint, or a fresh --model."""
+    from tinyvision.cli import load_checkpoint
+
+    if args.checkpoint:
+        model, config = load_checkpoint(args.checkpoint)
+        kw = config["kwargs"]
+        return model, kw.get("in_channels", kw.get("in_chans", 3)), config["image_size"]
+    if not args.model:
+        raise SystemExit(f"viz {args.what}: give --model NAME or --checkpoint PATH")
+    from tinyvision.models import create_model
+
+    size = args.image_size or (32 if args.model.startswith("lenet") else 224)
+    channels = 1 if args.model.startswith("lenet") else 3
+    return create_model(args.model).eval(), channels, size
+
+
+def _image(args: argparse.Namespace, channels: int, size: int) -> np.ndarray:
+    """(C, size, size): --image resized, or a sample from the checkpoint's data, or noise."""
+    from tinyvision.data.functional import resize
+
+    if args.image:
+        from tinyvision.data.folder import load_image
+
+        img = load_image(args.image)
+        img = img.mean(0, keepdims=True) if channels == 1 and img.shape[0] == 3 else img
+        return resize(img, (size, size))
+    if channels == 3:
+        from tinyvision.data import shapes
+
+        return shapes(1, size, seed=7)[0][0]
+    from tinyvision.data import digits
+
+    return digits(train=False, size=size)[0][0]
+
+
+def run_viz(args: argparse.Namespace) -> None:
+    from tinyvision import viz
+
+    out = Path(args.out)
+    model, channels, size = _model_and_size(args)
+    if args.what == "summary":
+        viz.summary(model, (channels, size, size))
+        return
+    if args.what == "rf":
+        rows = viz.receptive_field(model, (channels, size, size))
+        print(f"{'layer':<28} {'output':<20} {'field':>12} {'jump':>10} {'start':>14}")
+        for r in rows:
+            print(f"{r['layer']:<28} {str(r['output_shape']):<20} {str(r['size']):>12} "
+                  f"{str(r['jump']):>10} {str(r['start']):>14}")
+        print("wrote", plot.plot_receptive_field(rows, out / "receptive_field.png"))
+        return
+    image = _image(args, channels, size)
+    if args.what == "attention":
+        maps = viz.attention_maps(model, image)
+        print("wrote", plot.plot_attention_temperatures(maps["scores"], out / "attention_temperature.png"))
+        print("wrote", plot.plot_attention_heads(maps["attention"], out / "attention_heads.png"))
+        rollout = viz.cls_attention_grid(viz.attention_rollout(maps["attention"]))
+        print("wrote", plot.plot_overlay(image, rollout, out / "attention_rollout.png", "CLS attention rollout"))
+    elif args.what == "posembed":
+        print("wrote", plot.plot_posembed_similarity(viz.position_embedding_similarity(model), out / "posembed.png"))
+    elif args.what == "gradcam":
+        import tinyvision as tv
+
+        with tv.no_grad():
+            target = int(np.argmax(model(tv.tensor(image[None])).numpy()))
+        layer = _last_conv_stage(model)
+        cam = viz.grad_cam(model, image, target, layer)
+        print("wrote", plot.plot_overlay(image, cam, out / "gradcam.png", f"Grad-CAM, class {target}, {layer}"))
+        sal = viz.saliency(model, image, target, smoothgrad_samples=16)
+        print("wrote", plot.plot_overlay(image, sal, out / "saliency.png", f"SmoothGrad, class {target}"))
+    elif args.what == "filters":
+        from tinyvision import nn
+
+        first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+        print("wrote", plot.plot_filters(viz.filters(first), out / "filters.png"))
+
+
+def _last_conv_stage(model: Any) -> str:
+    """The module Grad-CAM usually looks at: ResNet's layer4, VGG/AlexNet's features, else the
+    last Conv2d."""
+    from tinyvision import nn
+
+    names = dict(model.named_modules())
+    for candidate in ("layer4", "features", "inception5b"):
+        if candidate in names:
+            return candidate
+    return [n for n, m in names.items() if isinstance(m, nn.Conv2d)][-1]

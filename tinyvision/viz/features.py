@@ -1,0 +1,31 @@
+"""Looking at what a CNN learned: its filters and the feature maps an image produces."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+import tinyvision as tv
+from tinyvision.viz._model import evaluating, one_image
+
+
+def filters(conv_layer: Any) -> np.ndarray:
+    """The layer's weights (out, in/groups, kH, kW), each filter scaled to [0, 1] for display."""
+    w = conv_layer.weight.detach().numpy().astype(np.float64)
+    lo = w.min(axis=(1, 2, 3), keepdims=True)
+    span = w.max(axis=(1, 2, 3), keepdims=True) - lo
+    return (w - lo) / np.where(span > 0, span, 1)
+
+
+def feature_maps(model: Any, image: Any, layers: Sequence[str]) -> dict[str, np.ndarray]:
+    """Outputs of the named layers for one image: {name: (C, h, w)} (the batch dim dropped)."""
+    out: dict[str, np.ndarray] = {}
+    handles = [model.get_submodule(name).register_forward_hook(
+        lambda m, i, o, name=name: out.__setitem__(name, o.detach().numpy()[0])) for name in layers]
+    try:
+        with tv.no_grad(), evaluating(model) as m:
+            m(one_image(model, image))
+    finally:
+        for h in handles:
+            h.remove()
+    return out

@@ -1,0 +1,154 @@
+"""Pictures of what viz computes (matplotlib, Agg backend, saved as PNG).
+
+Every ``plot_*`` takes the arrays that the matching function returned, draws them, saves to
+``path`` and returns the path. matplotlib is the ``viz`` extra and is imported only here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return path
+
+
+def _show_image(ax: Any, image: np.ndarray) -> None:
+    """CHW (1 or 3 channels) -> displayed, each image rescaled to [0, 1]."""
+    img = np.asarray(image, dtype=np.float64)
+    img = (img - img.min()) / max(img.max() - img.min(), 1e-12)
+    if img.ndim == 3:
+        img = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+    ax.axis("off")
+
+
+def plot_attention_temperatures(scores: np.ndarray, path: str | Path, layer: int = -1, head: int = 0,
+                                temperatures: Sequence[float] = (1, 10, 30)) -> Path:
+    """One head's attention matrix softmax(scores / T) for several temperatures, side by side,
+    and the class token's row for each: higher T flattens the distribution towards uniform."""
+    from tinyvision.viz.attention import softmax
+
+    plt = _plt()
+    s = scores[layer, head]
+    fig, axes = plt.subplots(2, len(temperatures), figsize=(3.2 * len(temperatures), 6))
+    for col, t in enumerate(temperatures):
+        a = softmax(s / t)
+        axes[0, col].imshow(a, cmap="viridis")
+        axes[0, col].set_title(f"T = {t}: max {a.max():.2f}")
+        axes[0, col].axis("off")
+        axes[1, col].plot(a[0])
+        axes[1, col].set_ylim(0, max(1e-3, a[0].max() * 1.1))
+        axes[1, col].set_title("class-token row")
+    fig.suptitle(f"layer {layer % scores.shape[0]}, head {head}: softmax(q k^T / sqrt(d) / T)")
+    return _save(fig, path)
+
+
+def plot_attention_heads(attention: np.ndarray, path: str | Path) -> Path:
+    """Grid of attention matrices: rows = layers, columns = heads."""
+    plt = _plt()
+    layers, heads = attention.shape[:2]
+    fig, axes = plt.subplots(layers, heads, figsize=(1.6 * heads, 1.6 * layers), squeeze=False)
+    for i in range(layers):
+        for j in range(heads):
+            axes[i, j].imshow(attention[i, j], cmap="viridis")
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+            if j == 0:
+                axes[i, j].set_ylabel(f"layer {i}", fontsize=7)
+            if i == 0:
+                axes[i, j].set_title(f"head {j}", fontsize=7)
+    return _save(fig, path)
+
+
+def plot_overlay(image: np.ndarray, heat: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """The image, and a heat map (any size; nearest-upsampled to the image) over it."""
+    return plot_overlays([image], [heat], path, [title])
+
+
+def plot_overlays(images: Sequence[np.ndarray], heats: Sequence[np.ndarray], path: str | Path,
+                  titles: Sequence[str] | None = None) -> Path:
+    """One column per image: the image on top, its heat map over it below."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, len(images), figsize=(3 * len(images), 6), squeeze=False)
+    for col, (image, heat) in enumerate(zip(images, heats)):
+        h, w = np.asarray(image).shape[-2:]
+        heat = np.asarray(heat, dtype=np.float64)
+        reps = (max(h // heat.shape[0], 1), max(w // heat.shape[1], 1))
+        _show_image(axes[0, col], image)
+        _show_image(axes[1, col], image)
+        axes[1, col].imshow(np.kron(heat, np.ones(reps))[:h, :w], cmap="jet", alpha=0.5)
+        if titles:
+            axes[1, col].set_title(titles[col], fontsize=9)
+    return _save(fig, path)
+
+
+def plot_receptive_field(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Field size and jump (height axis) of each spatial layer, in execution order."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6, 0.25 * len(rows)), 4))
+    x = np.arange(len(rows))
+    ax.bar(x, [r["size"][0] for r in rows], label="field size (pixels)")
+    ax.plot(x, [r["jump"][0] for r in rows], "o-", color="C1", label="jump (pixels per unit)")
+    ax.set_xticks(x, [r["layer"] for r in rows], rotation=90, fontsize=7)
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title("receptive field per layer")
+    return _save(fig, path)
+
+
+def plot_posembed_similarity(similarity: np.ndarray, path: str | Path) -> Path:
+    """The (g, g, g, g) similarity as a g x g grid of g x g maps (the ViT paper's figure)."""
+    plt = _plt()
+    g = similarity.shape[0]
+    fig, axes = plt.subplots(g, g, figsize=(0.9 * g, 0.9 * g))
+    for i in range(g):
+        for j in range(g):
+            axes[i, j].imshow(similarity[i, j], cmap="viridis", vmin=-1, vmax=1)
+            axes[i, j].axis("off")
+    fig.suptitle("cosine similarity of position embeddings")
+    return _save(fig, path)
+
+
+def plot_filters(weights: np.ndarray, path: str | Path, max_filters: int = 64) -> Path:
+    """First-layer style filters: RGB when they have 3 input channels, else channel 0."""
+    plt = _plt()
+    n = min(len(weights), max_filters)
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols, rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            f = weights[k]
+            ax.imshow(f.transpose(1, 2, 0) if f.shape[0] == 3 else f[0], cmap=None if f.shape[0] == 3 else "gray")
+    return _save(fig, path)
+
+
+def plot_feature_maps(maps: dict[str, np.ndarray], path: str | Path, per_layer: int = 8) -> Path:
+    """The first ``per_layer`` channels of each layer's output, one row per layer."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(maps), per_layer, figsize=(1.4 * per_layer, 1.5 * len(maps)), squeeze=False)
+    for row, (name, fmap) in enumerate(maps.items()):
+        for col in range(per_layer):
+            ax = axes[row, col]
+            ax.axis("off")
+            if col < len(fmap):
+                ax.imshow(fmap[col], cmap="viridis")
+        axes[row, 0].set_title(name, fontsize=7, loc="left")
+    return _save(fig, path)
