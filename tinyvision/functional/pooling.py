@@ -85,17 +85,18 @@ def _adaptive_size(op: str, input: Tensor, output_size: Any) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------- the ops
 
-class MaxPool2d(Function):
-    """Max over each window; backward scatters the gradient to the saved argmax pixels.
+class ArgMaxPool(Function):
+    """Max over each window (``max_pool2d``) or adaptive bin (``adaptive_max_pool2d``): the
+    forward kernel returns the maxima and their argmax pixels, and the backward scatters the
+    gradient to those pixels, whichever way the windows were laid out.
 
     ``indices_sink`` (a list or None) receives the index array so that ``return_indices``
     can hand it out; it carries no gradient.
     """
 
     @staticmethod
-    def forward(ctx: Context, x, kernel_size, stride, padding, dilation, output_size, indices_sink):
-        y, indices = kernel("pooling", "max_pool2d_forward", x)(x, kernel_size, stride, padding,
-                                                                 dilation, output_size)
+    def forward(ctx: Context, x, forward_kernel, args, indices_sink):
+        y, indices = kernel("pooling", forward_kernel, x)(x, *args)
         ctx.save_for_backward(indices)
         ctx.input_shape = x.shape
         if indices_sink is not None:
@@ -106,25 +107,7 @@ class MaxPool2d(Function):
     def backward(ctx: Context, grad):  # dL/dx[argmax of window o] += dL/dy[o]
         (indices,) = ctx.saved_tensors
         dx = kernel("pooling", "max_pool2d_backward", grad)(grad, indices, ctx.input_shape)
-        return dx, None, None, None, None, None, None
-
-
-class AdaptiveMaxPool2d(Function):
-    """Max over each adaptive bin; the backward is max-pool's argmax scatter."""
-
-    @staticmethod
-    def forward(ctx: Context, x, output_size, indices_sink):
-        y, indices = kernel("pooling", "adaptive_max_pool2d_forward", x)(x, output_size)
-        ctx.save_for_backward(indices)
-        ctx.input_shape = x.shape
-        if indices_sink is not None:
-            indices_sink.append(indices)
-        return y
-
-    @staticmethod
-    def backward(ctx: Context, grad):
-        (indices,) = ctx.saved_tensors
-        return kernel("pooling", "max_pool2d_backward", grad)(grad, indices, ctx.input_shape), None, None
+        return dx, None, None, None
 
 
 class AvgPool2d(Function):
@@ -173,7 +156,8 @@ def max_pool2d(input: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None =
     """
     k, s, p, d, out = _window_args("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode)
     sink: list = []
-    return _with_indices(MaxPool2d.apply(input, k, s, p, d, out, sink), sink, return_indices)
+    return _with_indices(ArgMaxPool.apply(input, "max_pool2d_forward", (k, s, p, d, out), sink), sink,
+                         return_indices)
 
 
 def avg_pool2d(input: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
@@ -202,4 +186,5 @@ def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = 
     """Max over adaptive bins (see adaptive_avg_pool2d); indices as in max_pool2d."""
     size = _adaptive_size("adaptive_max_pool2d", input, output_size)
     sink: list = []
-    return _with_indices(AdaptiveMaxPool2d.apply(input, size, sink), sink, return_indices)
+    return _with_indices(ArgMaxPool.apply(input, "adaptive_max_pool2d_forward", (size,), sink), sink,
+                         return_indices)
