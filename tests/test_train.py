@@ -136,3 +136,35 @@ def test_a_damaged_checkpoint_gives_a_clear_error(tmp_path: Path, damage: str) -
 def test_max_epochs_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_epochs"):
         Trainer(max_epochs=0)
+
+
+def test_a_step_interval_scheduler_steps_after_every_optimizer_step(tmp_path: Path) -> None:
+    """Lightning's {"interval": "step"}: LinearLR warm-up over 5 steps, then the base rate; the
+    lr column logs the rate at the start of each epoch (8 batches per epoch here)."""
+    tv.manual_seed(0)
+    net = nn.Linear(4, 3)
+    module = Classifier(net, lambda p: optim.SGD(p, lr=0.1),
+                        lambda o: optim.lr_scheduler.LinearLR(o, start_factor=0.5, total_iters=5),
+                        scheduler_interval="step")
+    train, val = loaders()
+    history = Trainer(max_epochs=2, progress=False).fit(module, train, val)
+    assert [row["lr"] for row in history] == pytest.approx([0.05, 0.1])
+    # the same scheduler stepped per epoch is still warming up at epoch 2
+    module.scheduler_interval = "epoch"
+    history = Trainer(max_epochs=2, progress=False).fit(module, train, val)
+    assert [row["lr"] for row in history] == pytest.approx([0.05, 0.06])
+    with pytest.raises(ValueError, match="scheduler_interval"):
+        Classifier(net, lambda p: optim.SGD(p, lr=0.1), scheduler_interval="batch")
+
+
+def test_resume_with_a_step_scheduler_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    def module() -> Classifier:
+        tv.manual_seed(0)
+        return Classifier(nn.Linear(4, 3), lambda p: optim.AdamW(p, lr=0.01),
+                          lambda o: optim.lr_scheduler.CosineAnnealingLR(o, T_max=24), scheduler_interval="step")
+
+    whole = Trainer(max_epochs=3, progress=False).fit(module(), *loaders())
+    Trainer(max_epochs=1, out_dir=tmp_path, progress=False).fit(module(), *loaders())
+    resumed = Trainer(max_epochs=3, out_dir=tmp_path, progress=False).fit(
+        module(), *loaders(), resume_from=tmp_path / "last.ckpt.npz")
+    assert without_time(resumed) == without_time(whole)

@@ -7,7 +7,8 @@ A ``TrainModule`` holds the network and defines
   and any other metrics (numbers or scalar Tensors) to log;
 * ``validation_step(batch, batch_idx)`` -> a dict of metrics (optional);
 * ``configure_optimizers()`` -> an optimizer, or ``(optimizer, scheduler)``, or a dict with
-  ``"optimizer"`` and ``"lr_scheduler"``.
+  ``"optimizer"`` and ``"lr_scheduler"``; as in Lightning, ``"lr_scheduler"`` may itself be a
+  dict ``{"scheduler": s, "interval": "epoch" | "step"}`` (default: once per epoch).
 
 ``Classifier`` is the common case written once: logits from ``model(x)``, cross-entropy on
 logits (softmax lives inside the loss), accuracy from the arg-max.
@@ -46,14 +47,19 @@ class Classifier(TrainModule):
 
     ``batch`` is ``(images, targets)``; targets are class indices or probabilities.
     ``optimizer`` is a function ``params -> Optimizer`` (e.g. ``lambda p: SGD(p, lr=0.1)``),
-    ``scheduler`` optionally ``optimizer -> LRScheduler``, stepped once per epoch.
+    ``scheduler`` optionally ``optimizer -> LRScheduler``, stepped once per epoch, or after
+    every optimizer step with ``scheduler_interval="step"`` (warm-up and cosine over steps).
     """
 
     def __init__(self, model: nn.Module, optimizer: Callable[[Any], Any],
                  scheduler: Callable[[Any], Any] | None = None,
                  loss_fn: Callable[[tv.Tensor, tv.Tensor], tv.Tensor] = F.cross_entropy,
-                 batch_transform: Callable[[Any], Any] | None = None) -> None:
+                 batch_transform: Callable[[Any], Any] | None = None,
+                 scheduler_interval: str = "epoch") -> None:
         super().__init__()
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"Classifier: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        self.scheduler_interval = scheduler_interval
         self.model = model
         self._optimizer, self._scheduler = optimizer, scheduler
         self.loss_fn = loss_fn
@@ -81,4 +87,5 @@ class Classifier(TrainModule):
         optimizer = self._optimizer(self.model.parameters())
         if self._scheduler is None:
             return optimizer
-        return optimizer, self._scheduler(optimizer)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self._scheduler(optimizer), "interval": self.scheduler_interval}}

@@ -6,7 +6,7 @@ One epoch::
         loss = module.training_step(batch, i)     # forward + loss on logits
         optimizer.zero_grad(); loss.backward()    # gradients of every parameter
         optimizer.step()                          # the update rule
-    scheduler.step()                              # once per epoch
+    scheduler.step()                              # once per epoch (or per step: interval="step")
     metrics = mean of module.validation_step over val_loader (under no_grad, in eval mode)
 
 Around it: a progress bar (tqdm), a CSV of per-epoch metrics, a PNG of the curves, atomic
@@ -33,13 +33,20 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the epoch and step."""
 
 
-def _split_optimizers(config: Any) -> tuple[Any, Any]:
-    """configure_optimizers() result -> (optimizer, scheduler or None)."""
+def _split_optimizers(config: Any) -> tuple[Any, Any, str]:
+    """configure_optimizers() result -> (optimizer, scheduler or None, "epoch" or "step")."""
     if isinstance(config, dict):
-        return config["optimizer"], config.get("lr_scheduler")
-    if isinstance(config, (tuple, list)):
-        return config[0], config[1] if len(config) > 1 else None
-    return config, None
+        optimizer, scheduler = config["optimizer"], config.get("lr_scheduler")
+    elif isinstance(config, (tuple, list)):
+        optimizer, scheduler = config[0], config[1] if len(config) > 1 else None
+    else:
+        optimizer, scheduler = config, None
+    interval = "epoch"
+    if isinstance(scheduler, dict):  # Lightning's {"scheduler": s, "interval": "step"}
+        scheduler, interval = scheduler["scheduler"], scheduler.get("interval", "epoch")
+        if interval not in ("epoch", "step"):
+            raise ValueError(f"lr_scheduler interval must be 'epoch' or 'step', got {interval!r}")
+    return optimizer, scheduler, interval
 
 
 def _number(value: Any) -> float:
@@ -85,15 +92,16 @@ class Trainer:
         """Train for ``max_epochs`` (counting epochs done before a resume). Returns the history."""
         if self.seed is not None:
             tv.manual_seed(self.seed)
-        optimizer, scheduler = _split_optimizers(module.configure_optimizers())
+        optimizer, scheduler, interval = _split_optimizers(module.configure_optimizers())
         if resume_from is not None:
             self._restore(resume_from, module, optimizer, scheduler, train_loader)
         start = time.perf_counter()
         while self.epoch < self.max_epochs:
             module.train()
             lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
-            train_metrics = self._run_epoch(module, train_loader, optimizer)
-            if scheduler is not None:
+            train_metrics = self._run_epoch(module, train_loader, optimizer,
+                                            scheduler if interval == "step" else None)
+            if scheduler is not None and interval == "epoch":
                 scheduler.step()
             row = {"epoch": self.epoch + 1, **{f"train_{k}": v for k, v in train_metrics.items()}, "lr": lr}
             if val_loader is not None:
@@ -106,7 +114,8 @@ class Trainer:
                 self._save(module, optimizer, scheduler, train_loader)
         return self.history
 
-    def _run_epoch(self, module: TrainModule, loader: Iterable, optimizer: Any) -> dict[str, float]:
+    def _run_epoch(self, module: TrainModule, loader: Iterable, optimizer: Any,
+                   step_scheduler: Any = None) -> dict[str, float]:
         sums: dict[str, float] = {}
         count = 0
         bar = self._bar(loader, f"epoch {self.epoch + 1}/{self.max_epochs}")
@@ -125,6 +134,8 @@ class Trainer:
 
                 clip_grad_norm_(module.parameters(), self.grad_clip_norm)
             optimizer.step()
+            if step_scheduler is not None:
+                step_scheduler.step()
             self.global_step += 1
             n = _batch_size(batch)  # weights for a per-sample mean, as in validate
             for k, v in (out.items() if isinstance(out, dict) else {"loss": loss}.items()):
