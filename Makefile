@@ -7,6 +7,9 @@ PY     := $(VENV)/bin/python
 # these two keep them (reference/performance.md, section 5.1). Used for runs and benchmarks.
 export MALLOC_MMAP_THRESHOLD_ := 33554432
 export MALLOC_TRIM_THRESHOLD_ := 17179869184
+# idle OpenBLAS threads sleep after 2**10 cycles instead of spinning 2**28 and stealing the
+# core Numba's kernels need next (tinyvision/kernels/cpu/threading.py)
+export OPENBLAS_THREAD_TIMEOUT := 10
 
 .PHONY: demo test test-slow bench gradcheck clean
 

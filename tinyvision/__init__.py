@@ -3,7 +3,17 @@
 ``import tinyvision as tv`` gives the Tensor, the ops under their PyTorch names
 (``tv.exp``, ``tv.cat``, ``tv.softmax``...), ``tv.no_grad`` and ``tv.gradcheck``.
 """
-import numpy as _np
+import os as _os
+
+# Idle OpenBLAS workers spin for 2**28 cycles (~0.1 s) after every GEMM by default, and on a
+# 2-core machine the spinning worker holds the core that Numba's parallel kernels need next:
+# a 0.1 ms softmax took 8 ms right after a GEMM. 2**10 cycles, then sleep, cuts a ResNet-18 or
+# ViT-Tiny training step by a third (tinyvision/kernels/cpu/threading.py). OpenBLAS reads the
+# variable when it loads, so this only helps when tinyvision is imported before NumPy;
+# `make` exports it for every run.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")
+
+import numpy as _np  # noqa: E402
 
 from tinyvision.autograd import (Function, Tensor, enable_grad, get_default_dtype, gradcheck,
                                  is_grad_enabled, no_grad, set_default_dtype, set_grad_enabled)
