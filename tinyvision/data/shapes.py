@@ -16,6 +16,8 @@ from tinyvision.data.dataset import TensorDataset
 CLASSES = ("circle", "square", "triangle")
 NOISE_STD = 0.06      # per-pixel Gaussian noise on every image
 MIN_CONTRAST = 0.35   # mean |shape colour - background colour| over the channels
+RADIUS_RANGE = (0.25, 0.4)  # circumradius of the shape, as a fraction of the image size
+RAMP = 0.3            # background brightness change across the image, along a random direction
 
 
 def _polygon_mask(xs: np.ndarray, ys: np.ndarray, corners: np.ndarray) -> np.ndarray:
@@ -30,7 +32,7 @@ def _polygon_mask(xs: np.ndarray, ys: np.ndarray, corners: np.ndarray) -> np.nda
 def _draw(rng: np.random.Generator, label: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """One (3, size, size) float32 image and its (size, size) bool mask."""
     ys, xs = np.mgrid[0:size, 0:size] + 0.5                      # pixel centres
-    radius = rng.uniform(0.15, 0.35) * size                      # circumradius of the shape
+    radius = rng.uniform(*RADIUS_RANGE) * size
     cx, cy = rng.uniform(radius, size - radius, 2)               # fully inside the image
     if label == 0:
         mask = (xs - cx) ** 2 + (ys - cy) ** 2 <= radius ** 2
@@ -39,12 +41,10 @@ def _draw(rng: np.random.Generator, label: int, size: int) -> tuple[np.ndarray, 
         angles = rng.uniform(0, 2 * np.pi) + 2 * np.pi * np.arange(k) / k
         corners = np.stack([cx + radius * np.cos(angles), cy + radius * np.sin(angles)], axis=1)
         mask = _polygon_mask(xs, ys, corners)
-    if not mask.any():                                           # cannot happen for radius >= 2.4
-        mask[int(cy), int(cx)] = True
     # background: a random colour with a linear gradient; shape: a colour far enough from it
     bg = rng.uniform(0.0, 1.0, 3)
-    direction = rng.normal(size=2)
-    ramp = ((xs - size / 2) * direction[0] + (ys - size / 2) * direction[1]) / size * 0.3
+    angle = rng.uniform(0, 2 * np.pi)  # a unit direction keeps the ramp within RAMP * sqrt(2) / 2
+    ramp = ((xs - size / 2) * np.cos(angle) + (ys - size / 2) * np.sin(angle)) / size * RAMP
     while True:
         colour = rng.uniform(0.0, 1.0, 3)
         if np.abs(colour - bg).mean() >= MIN_CONTRAST:
