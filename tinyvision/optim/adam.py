@@ -64,8 +64,8 @@ class Adam(Optimizer):
         scratch = g - m
         scratch *= 1 - beta1
         m += scratch
-        xp.multiply(g, g, out=scratch)
-        scratch *= 1 - beta2
+        xp.multiply(g, 1 - beta2, out=scratch)  # (1 - beta2) g g, in torch's addcmul order
+        scratch *= g
         v *= beta2
         v += scratch
         if group["amsgrad"]:
@@ -75,7 +75,7 @@ class Adam(Optimizer):
         denom = xp.sqrt(v, out=scratch)
         denom /= (1 - beta2 ** t) ** 0.5
         denom += eps
-        xp.divide(m, denom, out=denom)  # the update direction m / denom
+        xp.divide(m, denom, out=denom)  # step_size * (m / denom), in torch's addcdiv order
         denom *= step_size
         p.data -= denom
 
