@@ -1,14 +1,14 @@
 """Does Grad-CAM look at the object? Share of Grad-CAM mass inside the shape's mask.
 
 Trains a small CNN on ``tinyvision.data.shapes`` (four conv-BN-ReLU stages, global average
-pooling, one linear layer; 5-10 minutes on 2 cores), then for each test image computes
-Grad-CAM for its true class at the last conv stage and the share of the map's mass inside the
-object's mask, ``sum(cam * mask) / sum(cam)``. A map that ignored the image would score the
-mask's area fraction (printed as the baseline).
+pooling, one linear layer; about two minutes on 2 cores), then for each test image computes
+Grad-CAM for its true class at the last three conv stages (4x4, 8x8 and 16x16 maps) and the share of
+the map's mass inside the object's mask, ``sum(cam * mask) / sum(cam)``. A map that ignored
+the image would score the mask's area fraction (printed as the baseline).
 
     python -m benchmarks.gradcam_shapes [--epochs 8] [--train-images 3000] [--figure PATH]
-    python -m benchmarks.gradcam_shapes --checkpoint runs/shapes_resnet18/last.ckpt.npz
-        (a `tinyvision train --data shapes` checkpoint instead; its last conv stage is used)
+    python -m benchmarks.gradcam_shapes --checkpoint runs/shapes_resnet18/last.ckpt.npz --layer layer3
+        (a `tinyvision train --data shapes` or `benchmarks.train_shapes` checkpoint instead)
 """
 from __future__ import annotations
 
@@ -65,28 +65,31 @@ def run(args: argparse.Namespace) -> dict:
         from tinyvision.viz.cli import _last_conv_stage
 
         model, config = load_checkpoint(args.checkpoint)
-        name, size, layer = config["model"], config["image_size"], args.layer or _last_conv_stage(model)
+        name, size, layers = config["model"], config["image_size"], args.layer or [_last_conv_stage(model)]
     else:
         model, name, size = train_small_cnn(args.epochs, args.train_images), "small_cnn", 32
-        layer = args.layer or "14"
+        layers = args.layer or ["10", "14", "6"]
     trained_s = time.perf_counter() - start
     # the test split `tinyvision train --data shapes` uses, with masks
     images, targets = shapes(600, size, seed=1, target="all").tensors
     images, labels, masks = images[:args.images], targets["labels"][:args.images], targets["masks"][:args.images]
     with tv.no_grad():
         accuracy = float((model(tv.tensor(images)).numpy().argmax(1) == labels).mean())
-    shares, cams = mask_shares(model, images, labels, masks, layer)
-    if args.figure:
-        from tinyvision.viz.plot import plot_overlays
+    result = {"model": name, "train_seconds": round(trained_s, 1), "test_images": len(images),
+              "accuracy": accuracy, "baseline_mean_mask_area": float(masks.mean()), "layers": {}}
+    for layer in layers:
+        shares, cams = mask_shares(model, images, labels, masks, layer)
+        result["layers"][layer] = {
+            "map_size": int(np.asarray(viz.feature_maps(model, images[0], [layer])[layer]).shape[-1]),
+            "mean_share_inside_mask": float(shares.mean()), "median_share_inside_mask": float(np.median(shares)),
+            "fraction_share_above_half": float((shares > 0.5).mean())}
+        if args.figure and layer == layers[0]:
+            from tinyvision.viz.plot import plot_overlays
 
-        names = ("circle", "square", "triangle")
-        plot_overlays(images[:6], cams[:6], args.figure,
-                      [f"{names[c]}: {s:.0%} inside" for c, s in zip(labels[:6], shares[:6])])
-    return {"model": name, "layer": layer, "train_seconds": round(trained_s, 1), "test_images": len(shares),
-            "accuracy": accuracy, "mean_share_inside_mask": float(shares.mean()),
-            "median_share_inside_mask": float(np.median(shares)),
-            "fraction_share_above_half": float((shares > 0.5).mean()),
-            "baseline_mean_mask_area": float(masks.mean())}
+            names = ("circle", "square", "triangle")
+            plot_overlays(images[:6], cams[:6], args.figure,
+                          [f"{names[c]}: {s:.0%} inside" for c, s in zip(labels[:6], shares[:6])])
+    return result
 
 
 if __name__ == "__main__":
@@ -95,12 +98,18 @@ if __name__ == "__main__":
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--train-images", type=int, default=3000)
     ap.add_argument("--images", type=int, default=300, help="test images to score")
-    ap.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last conv stage)")
-    ap.add_argument("--figure", default=None, help="also draw the first six maps to this PNG")
+    ap.add_argument("--layer", action="append", default=None,
+                    help="Grad-CAM layer, repeatable (default: the last conv stage; for the small CNN "
+                         "the ReLUs of its last three stages, 10 (8x8, drawn), 14 (4x4) and 6 (16x16))")
+    ap.add_argument("--figure", default=None, help="also draw the first six maps (first layer) to this PNG")
     args = ap.parse_args()
     set_threads(2)
     result = run(args)
     for k, v in result.items():
-        print(f"{k:<28} {v:.3f}" if isinstance(v, float) else f"{k:<28} {v}")
+        if k != "layers":
+            print(f"{k:<28} {v:.3f}" if isinstance(v, float) else f"{k:<28} {v}")
+    for layer, scores in result["layers"].items():
+        print(f"layer {layer}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                            for k, v in scores.items()))
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / "gradcam_shapes.json").write_text(json.dumps(result, indent=2))

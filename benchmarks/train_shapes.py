@@ -3,24 +3,18 @@ shapes (circle / square / triangle, tinyvision/data/shapes.py) and print the tes
 the wall time. The training issue's bar: at least 90% test accuracy in a few minutes of CPU.
 
     python -m benchmarks.train_shapes resnet18
-    python -m benchmarks.train_shapes vit --epochs 8 --image-size 16
+    python -m benchmarks.train_shapes vit
 
-Both use the Trainer (tinyvision/train) as `tinyvision train` does; the hyper-parameters are
-AdamW (lr 1e-3, weight decay 0.05), a cosine schedule and batch 32 for both: with only a
-few hundred steps in the budget, SGD (Nesterov, lr 0.05, wd 5e-4, the CIFAR recipe) left
-ResNet-18 at chance (35%) after 64 steps, and transformers want Adam-type updates anyway
-(their gradients differ in scale from layer to layer by orders of magnitude)
-with random crops (2-pixel padding) and horizontal flips on the training images. The defaults
-(1,000 training images of 16x16) keep it to minutes on 2 CPU cores: a 32x32 ResNet-18 costs
-about 1.7 GFLOP per image for forward and backward, a 16x16 one a quarter of that.
-Results (accuracy, seconds, load average) go to benchmarks/results/train_shapes_<model>.json.
-
-Measured so far (2 shared cores, load average 13 -> 9, defaults): neither gets off chance
-(33%) in the budget: resnet18 36.3% after 3 epochs (96 steps, 601 s), vit 35.0% after 6
-epochs (192 steps, 981 s); SGD at lr 0.05 left resnet18 at 35% after 2 epochs. The 90% bar
-needs far more steps than these machines give in minutes (a step of 32 took 4-7 s here).
-On a quiet machine, `resnet18 --image-size 32 --train 3000 --epochs 6` (1.55 s per step):
-test accuracy 38 / 36 / 39 / 44 / 45 / 50 % after epochs 1-6, 1,015 s, still climbing.
+Both use the Trainer (tinyvision/train) as `tinyvision train` does, with AdamW (weight decay
+0.05), batch 32, a linear warm-up over the first steps and a cosine decay to zero over the
+rest, stepped after every optimizer step (``scheduler_interval="step"``), and random crops
+(2-pixel padding) and horizontal flips on the training images. Images are 16x16 by default:
+a CIFAR-stem ResNet-18 costs about 0.42 GFLOP per 16x16 image for forward and backward (a
+quarter of 32x32), so a few hundred steps fit in minutes on 2 cores.
+Results (accuracy per epoch, seconds, load average) go to
+benchmarks/results/train_shapes_<model>.json; docs/training.md records the figures: on an
+idle 2-core machine resnet18 reached 96.0% after 5 epochs (314 s) and 97.0% after 6 (376 s);
+vit was still at chance (35%) after 1,000 steps (457 s).
 """
 from __future__ import annotations
 
@@ -40,52 +34,67 @@ from tinyvision.train import Classifier, Trainer
 CONFIGS: dict[str, dict[str, Any]] = {
     "resnet18": {
         "model": "resnet18", "kwargs": lambda size: {"cifar_stem": True},
-        "optimizer": lambda p: optim.AdamW(p, lr=1e-3, weight_decay=0.05),
-        "epochs": 4,
+        "lr": 1e-3, "warmup_steps": 0, "epochs": 6, "train": 3000, "augment": True,
     },
     "vit": {
         "model": "vit_tiny_patch16_224", "kwargs": lambda size: {"img_size": size, "patch_size": 4},
-        "optimizer": lambda p: optim.AdamW(p, lr=1e-3, weight_decay=0.05),
-        "epochs": 8,
+        "lr": 1e-3, "warmup_steps": 100, "epochs": 4, "train": 16000, "augment": False,
     },
 }
+
+
+def warmup_cosine(optimizer: optim.Optimizer, warmup_steps: int, total_steps: int) -> optim.lr_scheduler.LRScheduler:
+    """Linear warm-up from 1% of the rate over ``warmup_steps``, then half a cosine to zero."""
+    cosine = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps)
+    if warmup_steps == 0:
+        return cosine
+    warmup = optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup_steps)
+    return optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="python -m benchmarks.train_shapes", description=__doc__.split("\n\n")[0])
     p.add_argument("model", choices=tuple(CONFIGS))
-    p.add_argument("--epochs", type=int, default=None, help="default: 4 for resnet18, 8 for vit")
+    p.add_argument("--epochs", type=int, default=None, help="default: 6 for resnet18, 4 for vit")
     p.add_argument("--image-size", type=int, default=16)
-    p.add_argument("--train", type=int, default=1000, help="training images (default 1000)")
+    p.add_argument("--train", type=int, default=None, help="training images (default 3000 for resnet18, "
+                   "16000 for vit)")
     p.add_argument("--test", type=int, default=600, help="test images (default 600)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="checkpoints, metrics.csv and curves.png here "
+                   "(default runs/shapes_<model>); `tinyvision viz --checkpoint` reads them")
     args = p.parse_args(argv)
     config = CONFIGS[args.model]
-    epochs = args.epochs or config["epochs"]
+    epochs, n_train = args.epochs or config["epochs"], args.train or config["train"]
     size = args.image_size
 
     set_threads(2)
     load_before = os.getloadavg()
-    augment = T.Compose([T.RandomCrop(size, padding=2), T.RandomHorizontalFlip()])
-    train = DataLoader(shapes(args.train, size, seed=0, transform=augment), batch_size=args.batch_size,
+    augment = T.Compose([T.RandomCrop(size, padding=2), T.RandomHorizontalFlip()]) if config["augment"] else None
+    train = DataLoader(shapes(n_train, size, seed=0, transform=augment), batch_size=args.batch_size,
                        shuffle=True, seed=args.seed)
     test = DataLoader(shapes(args.test, size, seed=1), batch_size=200)
     tv.manual_seed(args.seed)
-    model = create_model(config["model"], num_classes=3, **config["kwargs"](size))
-    module = Classifier(model, config["optimizer"],
-                        lambda o: optim.lr_scheduler.CosineAnnealingLR(o, T_max=epochs))
+    model_config = {"model": config["model"], "kwargs": {"num_classes": 3, **config["kwargs"](size)},
+                    "data": "shapes", "image_size": size}
+    model = create_model(model_config["model"], **model_config["kwargs"])
+    steps, warmup = epochs * len(train), config["warmup_steps"]
+    module = Classifier(model, lambda p: optim.AdamW(p, lr=config["lr"], weight_decay=0.05),
+                        lambda o: warmup_cosine(o, warmup, steps), scheduler_interval="step")
     params = sum(p.numel() for p in model.parameters())
-    print(f"{args.model}: {config['model']} ({params:,} parameters), {args.train} train / {args.test} test "
+    print(f"{args.model}: {config['model']} ({params:,} parameters), {n_train} train / {args.test} test "
           f"shapes of 3x{size}x{size}, {epochs} epochs, batch {args.batch_size}; "
           f"load average {load_before[0]:.1f} on {os.cpu_count()} CPUs")
     start = time.perf_counter()
-    history = Trainer(max_epochs=epochs, seed=args.seed).fit(module, train, test)
+    out = args.out or f"runs/shapes_{args.model}"
+    history = Trainer(max_epochs=epochs, seed=args.seed, out_dir=out,
+                      extra_checkpoint={"config": json.dumps(model_config)}).fit(module, train, test)
     seconds = time.perf_counter() - start
-    result = {"model": args.model, "image_size": size, "train_images": args.train, "test_images": args.test,
+    result = {"model": args.model, "image_size": size, "train_images": n_train, "augment": config["augment"], "test_images": args.test,
               "epochs": epochs, "batch_size": args.batch_size, "seed": args.seed,
               "test_acc": history[-1]["val_acc"], "best_test_acc": max(r["val_acc"] for r in history),
-              "wall_s": round(seconds, 1), "load_average_before": load_before[0],
+              "wall_s": round(seconds, 1), "checkpoint": f"{out}/last.ckpt.npz", "load_average_before": load_before[0],
               "load_average_after": os.getloadavg()[0], "history": history}
     print(f"{args.model}: test accuracy {result['test_acc']:.4f} after {epochs} epochs, {seconds:.0f} s "
           f"(load average {load_before[0]:.1f} -> {result['load_average_after']:.1f})")
