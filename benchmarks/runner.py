@@ -22,23 +22,15 @@ MATMUL_PEAK_GFLOPS = float(os.environ.get("TINYVISION_PEAK_GFLOPS", "200"))
 
 
 def set_threads(n: int = 2) -> None:
-    """Give torch, BLAS and Numba the same number of threads."""
+    """Give torch, BLAS and Numba the same number of threads (BLAS one, if NumPy was
+    imported before tinyvision: tinyvision/threads.py)."""
+    import tinyvision
+
+    tinyvision.set_num_threads(n)
     try:
         import torch
 
         torch.set_num_threads(n)
-    except ImportError:
-        pass
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(n)
-    except ImportError:
-        pass
-    try:
-        import numba
-
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     except ImportError:
         pass
 

@@ -10,9 +10,10 @@ launch cost, which only tiny kernels notice.
 OpenBLAS's side of the fight: its idle workers spin for ``2**OPENBLAS_THREAD_TIMEOUT`` cycles
 (default 2**28, about 0.1 s) after each GEMM before they sleep, so the next Numba kernel found
 one core taken: the attention softmax after a GEMM took 8.4 ms instead of 0.1 ms, and im2col
-in a ResNet-18 step 2.8 ms instead of 0.4 ms. ``tinyvision/__init__.py`` sets the variable to
-10 (when the user has not) before NumPy loads OpenBLAS; a ResNet-18 (16x16, batch 32) training
-step went from 0.89 to 0.60 s and a ViT-Tiny one from 0.64 to 0.42 s on 2 cores.
+in a ResNet-18 step 2.8 ms instead of 0.4 ms. ``tinyvision/threads.py`` sets the variable to
+10 (when the user has not) before NumPy loads OpenBLAS, or gives BLAS a single thread when
+NumPy was imported first; a ResNet-18 (16x16, batch 32) training step went from 0.89 to
+0.60 s and a ViT-Tiny one from 0.64 to 0.42 s on 2 cores.
 
 Two caveats of workqueue, both measured or documented by Numba: an exception raised inside a
 ``prange`` loop is silently dropped (so arguments are validated before any kernel runs, and
