@@ -157,6 +157,13 @@ def test_a_step_interval_scheduler_steps_after_every_optimizer_step(tmp_path: Pa
         Classifier(net, lambda p: optim.SGD(p, lr=0.1), scheduler_interval="batch")
 
 
+def test_the_epoch_line_prints_a_small_rate_readably(capsys) -> None:
+    module = Classifier(nn.Linear(4, 3), lambda p: optim.SGD(p, lr=3e-6))
+    Trainer(max_epochs=1).fit(module, *loaders())
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch 1 "))
+    assert "  lr 3e-06  " in line and "  train_loss " in line
+
+
 def test_resume_with_a_step_scheduler_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     def module() -> Classifier:
         tv.manual_seed(0)

@@ -177,7 +177,9 @@ class Trainer:
     def _log(self, row: dict[str, float]) -> None:
         if not self.progress:
             return
-        print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        # four decimals, except the rate: a warm-up's 3e-06 would print as 0.0000
+        print("  ".join(f"{k} {v:.3g}" if k == "lr" else f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in row.items()))
 
     def _save(self, module: TrainModule, optimizer: Any, scheduler: Any, loader: Any) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
