@@ -1,6 +1,7 @@
 """tinyvision.viz: the numbers behind the pictures (never the pictures themselves)."""
 from __future__ import annotations
 
+import argparse
 import copy
 
 import numpy as np
@@ -244,6 +245,22 @@ def test_grad_cam_rejects_a_non_spatial_layer(lenet_pair) -> None:
     ours, _, image = lenet_pair
     with pytest.raises(ValueError, match="classifier.1"):
         viz.grad_cam(ours, image, 0, "classifier.1")
+
+
+@pytest.mark.slow
+def test_grad_cam_of_a_cnn_trained_on_shapes_lies_mostly_inside_the_object() -> None:
+    """The visualisation issue's bar, measured as `python -m benchmarks.gradcam_shapes` does
+    (about a minute of training): at the 8x8 stage, more than half of the map's mass lies
+    inside the object's mask on more than half of 300 test images. A map blind to the image
+    would put the mask's area fraction (0.23 on average) inside."""
+    from benchmarks.gradcam_shapes import run
+
+    result = run(argparse.Namespace(checkpoint=None, epochs=10, train_images=8000, seed=0, images=300,
+                                    layer=["10"], figure=None))
+    assert result["accuracy"] > 0.95
+    stage = result["layers"]["10"]
+    assert stage["median_share_inside_mask"] > 0.5, stage
+    assert stage["fraction_share_above_half"] > 0.5, stage
 
 
 def test_feature_maps_and_filters(lenet_pair) -> None:
