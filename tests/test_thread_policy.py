@@ -61,3 +61,12 @@ def test_numba_uses_the_workqueue_layer_unless_told_otherwise() -> None:
     from tinyvision.kernels.cpu.threading import threading_layer
 
     assert threading_layer() == os.environ.get("NUMBA_THREADING_LAYER", "workqueue")
+
+
+def test_set_num_threads_starts_numba_on_the_workqueue_layer() -> None:
+    """numba.set_num_threads starts Numba's pool, and with it the layer: the policy must be
+    in place before (it once was not, and benchmarks ran on omp)."""
+    script = "import numba, tinyvision; tinyvision.set_num_threads(1); print(numba.threading_layer())"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "workqueue"

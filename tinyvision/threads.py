@@ -37,6 +37,10 @@ def set_num_threads(n: int) -> None:
     import numba
     from threadpoolctl import threadpool_limits
 
+    # Numba fixes its threading layer when its pool starts, which set_num_threads does: choose
+    # the layer (workqueue, kernels/cpu/threading.py) first.
+    import tinyvision.kernels.cpu.threading  # noqa: F401
+
     if n > numba.config.NUMBA_NUM_THREADS:
         raise ValueError(f"set_num_threads: n={n} exceeds Numba's pool of {numba.config.NUMBA_NUM_THREADS} "
                          "threads (NUMBA_NUM_THREADS, the number of CPUs by default)")
