@@ -14,8 +14,8 @@ are 16x16 by default: a CIFAR-stem ResNet-18 costs about 0.42 GFLOP per 16x16 im
 forward and backward (a quarter of 32x32), so a few hundred steps fit in minutes on 2 cores.
 Results (accuracy per epoch, seconds, load average) go to
 benchmarks/results/train_shapes_<model>.json; docs/training.md records the figures: on an
-idle 2-core machine resnet18 reached 96.0% after 5 epochs (314 s) and 97.0% after 6 (376 s);
-vit reached 71.7% after 2 epochs (1,000 steps, 277 s), short of the 90% bar.
+idle 2-core machine resnet18 reached 90.2% after 4 epochs (144 s) and 97.8% after 6 (212 s);
+vit reached 71.7% after 2 epochs (1,000 steps, 237 s), short of the 90% bar.
 """
 from __future__ import annotations
 
