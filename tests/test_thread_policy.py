@@ -14,11 +14,12 @@ BLAS_THREADS = ("from threadpoolctl import threadpool_info; "
                 "print(max(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'))")
 
 
-def run_python(script: str, timeout: str | None = None) -> str:
-    """stdout of ``script`` in a fresh interpreter, OPENBLAS_THREAD_TIMEOUT unset or set to ``timeout``."""
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    if timeout is not None:
-        env["OPENBLAS_THREAD_TIMEOUT"] = timeout
+def run_python(script: str, timeout: str | None = None, **variables: str | None) -> str:
+    """stdout of ``script`` in a fresh interpreter, with OPENBLAS_THREAD_TIMEOUT unset or set
+    to ``timeout``, and the other environment ``variables`` unset (None) or set."""
+    variables["OPENBLAS_THREAD_TIMEOUT"] = timeout
+    env = {k: v for k, v in os.environ.items() if k not in variables}
+    env.update({k: v for k, v in variables.items() if v is not None})
     return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                           check=True).stdout.strip()
 
@@ -67,6 +68,4 @@ def test_set_num_threads_starts_numba_on_the_workqueue_layer() -> None:
     """numba.set_num_threads starts Numba's pool, and with it the layer: the policy must be
     in place before (it once was not, and benchmarks ran on omp)."""
     script = "import numba, tinyvision; tinyvision.set_num_threads(1); print(numba.threading_layer())"
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "workqueue"
+    assert run_python(script, NUMBA_THREADING_LAYER=None) == "workqueue"
