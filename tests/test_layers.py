@@ -144,6 +144,9 @@ CONV = [  # float32 scale 10: each output sums up to C_in*k*k = 36 products
     ("Conv2d-groups-dilation-nobias", lambda lib: lib.Conv2d(4, 6, 3, padding=2, dilation=2, groups=2, bias=False), (2, 4, 6, 5)),
     ("Conv2d-same-k4", lambda lib: lib.Conv2d(3, 2, 4, padding="same"), (1, 3, 6, 6)),
     ("Conv2d-rect", lambda lib: lib.Conv2d(2, 3, (3, 1), stride=(1, 2), padding=(1, 0)), (2, 2, 5, 6)),
+    ("Conv2d-reflect", lambda lib: lib.Conv2d(3, 4, 3, stride=2, padding=(2, 1), padding_mode="reflect"), (2, 3, 6, 5)),
+    ("Conv2d-replicate-dilated", lambda lib: lib.Conv2d(2, 4, 3, padding=2, dilation=2, padding_mode="replicate"), (1, 2, 5, 6)),
+    ("Conv2d-circular-same-k4", lambda lib: lib.Conv2d(2, 3, (4, 3), padding="same", padding_mode="circular"), (2, 2, 5, 6)),
     ("ConvTranspose2d", lambda lib: lib.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1), (2, 4, 4, 5)),
     ("ConvTranspose2d-groups", lambda lib: lib.ConvTranspose2d(4, 6, 2, stride=2, groups=2, bias=False), (1, 4, 3, 3)),
 ]
@@ -390,8 +393,11 @@ def test_multihead_attention_bad_input_is_named():
 def test_layer_argument_errors_are_named():
     with pytest.raises(ValueError, match=r"in_channels \(3\).*groups \(2\)"):
         nn.Conv2d(3, 4, 3, groups=2)
-    with pytest.raises(NotImplementedError, match="padding_mode='zeros'"):
-        nn.Conv2d(3, 4, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match=r"padding_mode must be one of \('zeros', 'reflect', 'replicate', "
+                       r"'circular'\), got 'mirror'"):
+        nn.Conv2d(3, 4, 3, padding_mode="mirror")
+    with pytest.raises(ValueError, match="only padding_mode='zeros'.*got 'reflect'"):
+        nn.ConvTranspose2d(3, 4, 3, padding_mode="reflect")
     with pytest.raises(ValueError, match="padding='same' needs stride 1"):
         nn.Conv2d(3, 4, 3, stride=2, padding="same")
     with pytest.raises(ValueError, match="kernel_size must be an int or a pair"):
@@ -406,6 +412,8 @@ def test_layer_argument_errors_are_named():
 GRADCHECK = [
     ("Linear", lambda: nn.Linear(4, 3), [(2, 4)], {}),
     ("Conv2d", lambda: nn.Conv2d(2, 3, 3, stride=2, padding=1, groups=1), [(1, 2, 5, 5)], {}),
+    *[(f"Conv2d-{mode}", lambda mode=mode: nn.Conv2d(2, 2, 3, padding=(2, 1), padding_mode=mode), [(1, 2, 4, 3)], {})
+      for mode in ("reflect", "replicate", "circular")],
     ("ConvTranspose2d", lambda: nn.ConvTranspose2d(2, 2, 3, stride=2), [(1, 2, 3, 3)], {}),
     ("BatchNorm2d-train", lambda: nn.BatchNorm2d(2), [(3, 2, 2, 2)], {}),
     ("GroupNorm", lambda: nn.GroupNorm(2, 4), [(2, 4, 3)], {}),

@@ -229,7 +229,8 @@ def _stack(lib):
 def _more_layers(lib):
     return lib.ModuleList([
         lib.ConvTranspose2d(4, 2, 3, stride=2, output_padding=1, groups=2), lib.Conv2d(2, 2, 4, padding="same"),
-        lib.Conv2d(2, 4, 3, dilation=2, groups=2), lib.AdaptiveMaxPool2d(3), lib.MaxPool2d(3, ceil_mode=True),
+        lib.Conv2d(2, 4, 3, dilation=2, groups=2), lib.Conv2d(2, 2, 3, padding=1, padding_mode="circular"),
+        lib.AdaptiveMaxPool2d(3), lib.MaxPool2d(3, ceil_mode=True),
         lib.BatchNorm1d(3, momentum=None, affine=False), lib.GroupNorm(2, 4), lib.LocalResponseNorm(5),
         lib.Embedding(10, 3, padding_idx=0), lib.Upsample(scale_factor=2), lib.Upsample(size=(4, 5), mode="bilinear"), lib.Upsample(scale_factor=(2, 3)),
         lib.SiLU(), lib.Sigmoid(), lib.GELU("tanh"), lib.LayerNorm((2, 3), elementwise_affine=False),

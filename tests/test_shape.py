@@ -245,19 +245,20 @@ def test_roll(data_, shape):
     check_op(lambda x: x.roll(shifts, dims), lambda x: torch.roll(x, shifts, dims), data(shape))
 
 
-@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate"])
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
 @pytest.mark.parametrize("spatial", [1, 2, 3])
 @given(data_=st.data())
 def test_pad(mode, spatial, data_):
     """1-, 2- and 3-D padding; torch wants (C, *spatial) or (N, C, *spatial) inputs for
     reflect/replicate, so the input has spatial + 1 or + 2 dims."""
     lead = data_.draw(st.lists(st.integers(1, 2), min_size=1, max_size=2))
-    # reflect needs each width < the dim's size; replicate a non-empty dim; constant takes 0
+    # reflect needs each width < the dim's size, circular <= the size; replicate a non-empty
+    # dim; constant takes 0
     sizes = data_.draw(st.lists(st.integers(0 if mode == "constant" else 1, 3),
                                 min_size=spatial, max_size=spatial))
     widths = []
     for n in reversed(sizes):  # PyTorch order: last dim first, (left, right) each
-        top = n - 1 if mode == "reflect" else 3
+        top = {"reflect": n - 1, "circular": n}.get(mode, 3)
         widths += data_.draw(st.lists(st.integers(0, top), min_size=2, max_size=2))
     value = data_.draw(st.sampled_from([0.0, 1.5])) if mode == "constant" else 0.0
     x = data(tuple(lead) + tuple(sizes))
@@ -279,6 +280,7 @@ def test_pad(mode, spatial, data_):
     (lambda x: x.expand(4, 3), r"\(2, 3\) cannot be broadcast to \(4, 3\)"),
     (lambda x: tv.pad(x, (3, 0), mode="reflect"), r"smaller than dim 1's size 3"),
     (lambda x: tv.pad(x, (1, 1), mode="wrap"), r"mode must be"),
+    (lambda x: tv.pad(x, (0, 4), mode="circular"), r"at most dim 1's size 3"),
     (lambda x: x.movedim((0, 1), 0), r"same length"),
     (lambda x: x.unflatten(1, (2, -1)), r"sizes \(2, -1\) do not multiply to dim 1's size 3"),
 ])

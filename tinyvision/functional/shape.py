@@ -314,7 +314,8 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
     """Pad the last dims, PyTorch's order: ``(left, right, top, bottom, front, back)``.
 
     mode 'constant' fills with ``value``; 'reflect' mirrors without repeating the edge
-    (abc -> cb|abc|ba); 'replicate' repeats the edge (abc -> aa|abc|cc).
+    (abc -> cb|abc|ba); 'replicate' repeats the edge (abc -> aa|abc|cc); 'circular' wraps
+    around (abc -> bc|abc|ab).
     """
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
@@ -327,12 +328,13 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
         widths[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
     if mode == "constant":
         return ConstantPad.apply(input, tuple(widths), value)
-    if mode not in ("reflect", "replicate"):
-        raise ValueError(f"pad: mode must be 'constant', 'reflect' or 'replicate', got {mode!r}")
+    if mode not in ("reflect", "replicate", "circular"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
     from tinyvision.functional.indexing import index_select
 
-    # reflect/replicate = gather each padded axis through an index map, e.g. for n=3, (2, 2):
-    # reflect -> [2 1 | 0 1 2 | 1 0], replicate -> [0 0 | 0 1 2 | 2 2]
+    # reflect/replicate/circular = gather each padded axis through an index map, e.g. for
+    # n=3, (2, 2): reflect -> [2 1 | 0 1 2 | 1 0], replicate -> [0 0 | 0 1 2 | 2 2],
+    # circular -> [1 2 | 0 1 2 | 0 1]. The backward of a gather sums into the sources.
     out = input
     for d, (lo, hi) in enumerate(widths):
         if lo == hi == 0:
@@ -340,8 +342,12 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
         n = input.shape[d]
         if mode == "reflect" and (lo >= n or hi >= n):
             raise ValueError(f"pad: reflect padding ({lo}, {hi}) must be smaller than dim {d}'s size {n}")
+        if mode == "circular" and (lo > n or hi > n):  # PyTorch's rule: wrap around at most once
+            raise ValueError(f"pad: circular padding ({lo}, {hi}) must be at most dim {d}'s size {n}")
         idx = np.arange(-lo, n + hi)
-        if mode == "reflect":
+        if mode == "circular":
+            idx = idx % n
+        elif mode == "reflect":
             period = 2 * (n - 1)
             idx = np.abs(idx) % period if period else np.zeros_like(idx)
             idx = np.where(idx >= n, period - idx, idx)

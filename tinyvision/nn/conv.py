@@ -1,7 +1,9 @@
 """``Conv2d`` and ``ConvTranspose2d`` (the compute is in ``F.conv2d`` / ``F.conv_transpose2d``).
 
-Only ``padding_mode='zeros'`` is implemented (PyTorch also has 'reflect', 'replicate' and
-'circular'); other values raise NotImplementedError.
+``padding_mode`` is PyTorch's: 'zeros' pads inside the convolution; 'reflect', 'replicate' and
+'circular' pad the input first with ``F.pad`` (whose backward folds the padded border's
+gradient back onto the pixels it copied), then convolve without padding. ConvTranspose2d
+takes 'zeros' only, as in PyTorch.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from tinyvision import functional as F
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.nn.linear import reset_weight_and_bias
 from tinyvision.nn.module import Module, empty_parameter
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def pair(value: Any, name: str) -> tuple[int, int]:
@@ -39,8 +43,10 @@ class _ConvNd(Module):
         if groups <= 0 or in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
                              f"must both be divisible by groups ({groups})")
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"{name}: only padding_mode='zeros' is implemented, got {padding_mode!r}")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        if transposed and padding_mode != "zeros":
+            raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{name}: padding must be 'same', 'valid', an int or a pair, got {padding!r}")
@@ -72,6 +78,8 @@ class _ConvNd(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
 
 
@@ -91,7 +99,21 @@ class Conv2d(_ConvNd):
                          bias, padding_mode, False, 0, device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.padding_mode == "zeros":
+            return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        padded = F.pad(input, self._pad_widths(), mode=self.padding_mode)
+        return F.conv2d(padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def _pad_widths(self) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) for F.pad. 'same' needs d (k - 1) in all; an odd total
+        puts the extra pixel on the right/bottom, as PyTorch does."""
+        if self.padding == "valid":
+            return 0, 0, 0, 0
+        if self.padding == "same":
+            (th, tw) = (d * (k - 1) for d, k in zip(self.dilation, self.kernel_size))
+            return tw // 2, tw - tw // 2, th // 2, th - th // 2
+        ph, pw = self.padding
+        return pw, pw, ph, ph
 
 
 class ConvTranspose2d(_ConvNd):
