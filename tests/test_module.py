@@ -72,6 +72,27 @@ def test_parameter_requires_grad_and_registration():
         Early()
 
 
+def test_replacing_an_entry_keeps_its_place_like_torch():
+    """Re-assigning a parameter, buffer or child (also after setting it to None) keeps its key
+    where it was; deleting it and assigning again puts it last."""
+    def edit(lib, tensors, m):
+        m.weight = lib.Parameter(m.weight.detach() * 2)
+        m.register_buffer("a", None)
+        m.register_buffer("b", tensors.ones(1))
+        m.register_buffer("a", tensors.zeros(1))
+        m.bias = None
+        m.bias = lib.Parameter(tensors.zeros(3))
+        m.add_module("c", lib.Linear(1, 1))
+        m.add_module("d", lib.Identity())
+        m.c = lib.ReLU()
+        del m.weight
+        m.weight = lib.Parameter(tensors.zeros(3, 2))
+        return list(m.state_dict()), [n for n, _ in m.named_children()]
+
+    ours, theirs = edit(nn, tv, nn.Linear(2, 3)), edit(torch.nn, torch, torch.nn.Linear(2, 3))
+    assert ours == theirs == (["bias", "weight", "a", "b"], ["c", "d"])
+
+
 def test_shared_parameter_listed_once_and_deepcopy_is_independent():
     lin = nn.Linear(2, 2)
     seq = nn.Sequential(lin, lin)

@@ -127,7 +127,7 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign {type(param).__name__} as parameter {name!r} "
                             "(a Parameter or None is required)")
-        self._forget(name)
+        self._forget(name, keep=self._parameters)
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
@@ -137,7 +137,7 @@ class Module:
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign {type(tensor).__name__} as buffer {name!r} "
                             "(a Tensor or None is required)")
-        self._forget(name)
+        self._forget(name, keep=self._buffers)
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers.discard(name)
@@ -148,16 +148,18 @@ class Module:
         self._check_name(name, "module")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        if name not in self._modules:  # replacing a child keeps its place: Sequential runs in this order
-            self._forget(name)
+        self._forget(name, keep=self._modules)  # a replaced child keeps its place: Sequential runs in this order
         self._modules[name] = module
 
     register_module = add_module
 
-    def _forget(self, name: str) -> None:
-        """Drop ``name`` from every registry and the instance dict before re-registering it."""
+    def _forget(self, name: str, keep: dict | None = None) -> None:
+        """Drop ``name`` from the instance dict and every registry but ``keep``, the one it is
+        about to be (re)registered in: a replaced entry keeps its place, so the state_dict's
+        key order stays PyTorch's."""
         for d in (self._parameters, self._buffers, self._modules, self.__dict__):
-            d.pop(name, None)
+            if d is not keep:
+                d.pop(name, None)
         self._non_persistent_buffers.discard(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
