@@ -338,6 +338,36 @@ def test_multihead_attention_matches_torch(case, batch_first, dtype):
     parity(make(nn), randomize(make(torch.nn)), mha_inputs(batch_first), dtype, scale=10, call=call)
 
 
+MHA_VARIANTS = {  # module options beyond (E, H); key and value then have KDIM and VDIM features
+    "kdim_vdim": dict(kdim=6, vdim=5),
+    "bias_kv": dict(add_bias_kv=True),
+    "zero_attn": dict(add_zero_attn=True),
+    "all_nobias": dict(kdim=6, vdim=5, add_bias_kv=True, add_zero_attn=True, bias=False),
+}
+
+
+@needs("scaled_dot_product_attention")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("need_weights", [True, False])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("variant", list(MHA_VARIANTS))
+def test_multihead_attention_kdim_vdim_and_extra_keys_match_torch(variant, masked, need_weights, dtype):
+    """Separate q/k/v projection weights (kdim, vdim) and the appended bias / zero keys, with
+    and without masks (which then gain a column per appended key), on both paths."""
+    options = MHA_VARIANTS[variant]
+    make = lambda lib: lib.MultiheadAttention(E, H, batch_first=True, **options)  # noqa: E731
+    masks = dict(attn_mask=per_head_mask(), key_padding_mask=key_padding()) if masked else {}
+
+    def call(m, q, k, v):
+        kw = {key: torch.tensor(val) for key, val in masks.items()} if isinstance(m, torch.nn.Module) else masks
+        return m(q, k, v, need_weights=need_weights, **kw)
+
+    kv = [X((N, S, options.get("kdim", E))), X((N, S, options.get("vdim", E)))]
+    (_, weights), _ = parity(make(nn), randomize(make(torch.nn)), [X((N, L, E)), *kv], dtype, scale=10, call=call)
+    extra = options.get("add_bias_kv", False) + options.get("add_zero_attn", False)
+    assert weights is None if not need_weights else weights.shape == (N, L, S + extra)
+
+
 @needs("scaled_dot_product_attention")
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_multihead_attention_fused_path_matches_torch(dtype):
@@ -377,8 +407,6 @@ def test_multihead_attention_dropout_only_in_training():
 def test_multihead_attention_bad_input_is_named():
     with pytest.raises(ValueError, match=r"embed_dim \(10\).*num_heads \(3\)"):
         nn.MultiheadAttention(10, 3)
-    with pytest.raises(NotImplementedError, match="kdim"):
-        nn.MultiheadAttention(8, 2, kdim=4)
     m = nn.MultiheadAttention(E, H)
     q, k, v = (tv.tensor(a) for a in mha_inputs(False))
     with pytest.raises(ValueError, match=r"attn_mask has shape \(2, 2\)"):
@@ -387,6 +415,8 @@ def test_multihead_attention_bad_input_is_named():
         m(q, k, v, key_padding_mask=np.zeros((S, N), dtype=bool))
     with pytest.raises(ValueError, match="embed_dim=8"):
         m(tv.zeros(L, N, 6), k, v)
+    with pytest.raises(ValueError, match=r"kdim=6, vdim=5\): got query \(3, 4, 8\), key \(3, 5, 8\)"):
+        nn.MultiheadAttention(E, H, kdim=6, vdim=5)(q, k, v)
 
 
 # ----------------------------------------------------------------------------- argument checks
@@ -419,6 +449,9 @@ GRADCHECK = [
     ("GroupNorm", lambda: nn.GroupNorm(2, 4), [(2, 4, 3)], {}),
     ("MultiheadAttention", lambda: nn.MultiheadAttention(4, 2, batch_first=True), [(2, 3, 4)] * 3,
      dict(key_padding_mask=np.array([[False, False, True], [False, False, False]]))),
+    ("MultiheadAttention-kdim-vdim-bias_kv-zero_attn",
+     lambda: nn.MultiheadAttention(4, 2, batch_first=True, kdim=3, vdim=5, add_bias_kv=True, add_zero_attn=True),
+     [(2, 3, 4), (2, 2, 3), (2, 2, 5)], dict(key_padding_mask=np.array([[False, True], [False, False]]))),
 ]
 
 
