@@ -24,7 +24,7 @@ TRANSFORMS = [
     ("RandomResizedCrop(32,\nscale=(0.3, 1))", T.RandomResizedCrop(32, scale=(0.3, 1.0))),
     ("RandomCrop(32, padding=4)", T.RandomCrop(32, padding=4)),
     ("RandomHorizontalFlip(0.5)", T.RandomHorizontalFlip(0.5)),
-    ("ColorJitter(0.5, 0.5, 0.5)", T.ColorJitter(0.5, 0.5, 0.5)),
+    ("ColorJitter(0.5, 0.5,\n0.5, 0.2)", T.ColorJitter(0.5, 0.5, 0.5, 0.2)),
     ("RandomRotation(30)", T.RandomRotation(30)),
     ("RandomAffine(15, (0.1, 0.1),\n(0.8, 1.2), 10)", T.RandomAffine(15, (0.1, 0.1), (0.8, 1.2), 10)),
     ("RandAugment(2, 9)", T.RandAugment(2, 9)),

@@ -1,4 +1,5 @@
 """Image ops against torch ops on the same images, or against the formula written out here."""
+import colorsys
 import math
 
 import numpy as np
@@ -107,6 +108,32 @@ def test_colour_adjustments_follow_torchvision_formulas(dtype, f):
     np.testing.assert_array_equal(F.adjust_saturation(one, f), one)
     np.testing.assert_allclose(F.adjust_contrast(one, f), np.clip(f * one + (1 - f) * one.mean(), 0, 1),
                                **tol(dtype, 10))
+
+
+def hue_test_image(dtype):
+    """Random colours plus the edge cases: gray (zero chroma), black, and ties for the maximum
+    (R = G, G = B, R = B), which decide the hue sector."""
+    img = image(h=6, w=7, dtype=dtype)
+    img[:, 0, 0], img[:, 0, 1], img[:, 0, 2] = 0.4, 0.0, 1.0
+    img[:, 1, 0], img[:, 1, 1], img[:, 1, 2] = (0.8, 0.8, 0.2), (0.1, 0.7, 0.7), (0.6, 0.3, 0.6)
+    return img
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("f", [-0.5, -0.23, 0.0, 0.31, 0.5])
+def test_adjust_hue_matches_colorsys(dtype, f):
+    """The standard library's colorsys, pixel by pixel, is the oracle for RGB <-> HSV."""
+    img = hue_test_image(dtype)
+    hsv = np.array([colorsys.rgb_to_hsv(*px) for px in img.reshape(3, -1).T.astype(np.float64)])
+    np.testing.assert_allclose(F.rgb_to_hsv(img).reshape(3, -1).T, hsv, **tol(dtype))
+    expect = np.array([colorsys.hsv_to_rgb((h + f) % 1.0, s_, v) for h, s_, v in hsv]).T.reshape(img.shape)
+    out = F.adjust_hue(img, f)
+    assert out.dtype == dtype and out.shape == img.shape
+    np.testing.assert_allclose(out, expect, **tol(dtype))
+    one = image(c=1, dtype=dtype)
+    np.testing.assert_array_equal(F.adjust_hue(one, f), one)
+    with pytest.raises(ValueError, match=r"hue_factor must be in \[-0.5, 0.5\], got 0.6"):
+        F.adjust_hue(img, 0.6)
 
 
 @pytest.mark.parametrize("f", [0.0, 0.5, 2.0])

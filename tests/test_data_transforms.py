@@ -25,7 +25,7 @@ ALL = [
     (T.RandomResizedCrop(6), (6, 6)),
     (T.RandomHorizontalFlip(), None),
     (T.RandomVerticalFlip(), None),
-    (T.ColorJitter(0.4, 0.4, 0.4), None),
+    (T.ColorJitter(0.4, 0.4, 0.4, 0.1), None),
     (T.RandomRotation(30), None),
     (T.RandomAffine(20, translate=(0.1, 0.2), scale=(0.8, 1.2), shear=(-5, 5, -3, 3), interpolation="bilinear"), None),
     (T.RandAugment(), None),
@@ -124,6 +124,24 @@ def test_color_jitter_at_fixed_factors_is_one_order_of_the_three_blends():
     assert len(used) == 6   # a random order each call
     lo, hi = T.ColorJitter(brightness=0.5).ranges["brightness"]
     assert (lo, hi) == (0.5, 1.5) and T.ColorJitter(brightness=2).ranges["brightness"][0] == 0.0
+    assert T.ColorJitter(hue=0.2).ranges["hue"] == (-0.2, 0.2)
+
+
+def test_color_jitter_hue_turns_the_hue_only():
+    img = image()
+    np.testing.assert_allclose(T.ColorJitter(hue=(0.3, 0.3))(img), F.adjust_hue(img, 0.3), **tol(np.float32))
+    tv.manual_seed(0)
+    h0, s0, v0 = F.rgb_to_hsv(img.astype(np.float64))
+    turns = set()
+    for _ in range(5):
+        h, s, v = F.rgb_to_hsv(T.ColorJitter(hue=0.25)(img).astype(np.float64))
+        np.testing.assert_allclose((s, v), (s0, v0), atol=1e-5)   # saturation and value kept
+        turn = (h - h0 + 0.5) % 1.0 - 0.5                           # one turn for every pixel
+        assert np.ptp(turn) < 1e-4 and abs(turn[0, 0]) <= 0.25 + 1e-5
+        turns.add(round(float(turn[0, 0]), 4))
+    assert len(turns) == 5
+    with pytest.raises(ValueError, match=r"ColorJitter hue: must lie within \[-0.5, 0.5\], got 0.7"):
+        T.ColorJitter(hue=0.7)
 
 
 def test_random_rotation_and_affine_params():
@@ -185,6 +203,8 @@ def test_against_torchvision():
         (F.adjust_contrast(img, 0.6), tvf.adjust_contrast(x, 0.6)),
         (F.adjust_saturation(img, 1.7), tvf.adjust_saturation(x, 1.7)),
         (F.adjust_sharpness(img, 1.9), tvf.adjust_sharpness(x, 1.9)),
+        (F.adjust_hue(img, 0.27), tvf.adjust_hue(x, 0.27)),
+        (F.adjust_hue(img, -0.45), tvf.adjust_hue(x, -0.45)),
         (F.posterize(img, 3), tvf.posterize(x, 3)),
         (F.solarize(img, 0.4), tvf.solarize(x, 0.4)),
         (F.autocontrast(img), tvf.autocontrast(x)),

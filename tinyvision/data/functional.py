@@ -277,6 +277,48 @@ def adjust_saturation(img: np.ndarray, saturation_factor: float) -> np.ndarray:
         else blend(img, rgb_to_grayscale(img), saturation_factor)
 
 
+def rgb_to_hsv(img: np.ndarray) -> np.ndarray:
+    """(3, H, W) RGB in [0, 1] -> (3, H, W) hue, saturation, value, each in [0, 1].
+
+    v = max(R, G, B), chroma c = v - min(R, G, B), s = c / v. The hue is the angle on the
+    colour hexagon, in sixths of a turn: the channel holding the maximum picks the sector
+    (R: 0, G: 2, B: 4; ties go to R, then G) and the other two the offset in it, e.g.
+    (G - B) / c for R. Gray pixels (c = 0) get hue 0.
+    """
+    r, g, b = img
+    v, c = img.max(0), img.max(0) - img.min(0)
+    safe_c = np.where(c > 0, c, 1)
+    sector = np.select([c == 0, v == r, v == g], [0.0, (g - b) / safe_c, 2 + (b - r) / safe_c],
+                       4 + (r - g) / safe_c)
+    s = np.where(v > 0, c / np.where(v > 0, v, 1), 0)
+    return np.stack([(sector / 6) % 1.0, s, v])
+
+
+def hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
+    """The inverse of ``rgb_to_hsv``: in sector i = floor(6 h) (fraction f), each channel is v,
+    the minimum p = v (1 - s), or rising t = v (1 - s (1 - f)) / falling q = v (1 - s f)."""
+    h, s, v = hsv
+    i = np.floor(h * 6)
+    f = h * 6 - i
+    i = i.astype(np.int64) % 6
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    return np.stack([np.choose(i, [v, q, p, p, t, v]), np.choose(i, [t, v, v, q, p, p]),
+                     np.choose(i, [p, p, t, v, v, q])])
+
+
+def adjust_hue(img: np.ndarray, hue_factor: float) -> np.ndarray:
+    """Turn every pixel's hue by ``hue_factor`` of a full turn (in [-0.5, 0.5]), keeping its
+    saturation and value; 1-channel images are returned unchanged."""
+    if not -0.5 <= hue_factor <= 0.5:
+        raise ValueError(f"adjust_hue: hue_factor must be in [-0.5, 0.5], got {hue_factor}")
+    if check_image(img, "adjust_hue").shape[0] == 1:
+        return img.copy()
+    if img.shape[0] != 3:
+        raise ValueError(f"adjust_hue: expected 1 or 3 channels, got {img.shape[0]}")
+    h, s, v = rgb_to_hsv(img)
+    return hsv_to_rgb(np.stack([(h + hue_factor) % 1.0, s, v])).astype(img.dtype)
+
+
 def adjust_sharpness(img: np.ndarray, sharpness_factor: float) -> np.ndarray:
     """Blend with a smoothed copy (3x3 kernel [[1,1,1],[1,5,1],[1,1,1]] / 13, border pixels kept):
     factor 0 blurs, 1 keeps, 2 sharpens."""

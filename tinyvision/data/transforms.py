@@ -205,25 +205,32 @@ class RandomVerticalFlip:
 
 
 class ColorJitter:
-    """Random brightness, contrast and saturation, applied in a random order.
+    """Random brightness, contrast, saturation and hue, applied in a random order.
 
-    Each argument b gives a factor drawn from [max(0, 1 - b), 1 + b] (or a (min, max) pair);
-    0 leaves that property alone. (torchvision's ``hue`` is not implemented.)
+    brightness, contrast, saturation: b gives a factor drawn from [max(0, 1 - b), 1 + b] (or
+    a (min, max) pair); hue: h gives a turn of the hue drawn from [-h, h], h <= 0.5 (or a
+    pair within [-0.5, 0.5]). 0 leaves that property alone.
     """
 
-    _ops = {"brightness": F.adjust_brightness, "contrast": F.adjust_contrast, "saturation": F.adjust_saturation}
+    _ops = {"brightness": F.adjust_brightness, "contrast": F.adjust_contrast,
+            "saturation": F.adjust_saturation, "hue": F.adjust_hue}
+    _identity = {"brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "hue": 0.0}  # factors that change nothing
 
     def __init__(self, brightness: float | Sequence[float] = 0, contrast: float | Sequence[float] = 0,
-                 saturation: float | Sequence[float] = 0) -> None:
+                 saturation: float | Sequence[float] = 0, hue: float | Sequence[float] = 0) -> None:
         self.ranges = {name: _range(v, f"ColorJitter {name}", center=1.0, bound=(0.0, math.inf))
                        for name, v in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation))}
+        self.ranges["hue"] = _range(hue, "ColorJitter hue", center=0.0)
+        if not -0.5 <= self.ranges["hue"][0] <= self.ranges["hue"][1] <= 0.5:
+            raise ValueError(f"ColorJitter hue: must lie within [-0.5, 0.5], got {hue!r}")
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         names = list(self.ranges)
         for k in generator().permutation(len(names)):
-            lo, hi = self.ranges[names[k]]
-            if (lo, hi) != (1.0, 1.0):
-                img = self._ops[names[k]](img, _uniform(lo, hi))
+            name = names[k]
+            lo, hi = self.ranges[name]
+            if (lo, hi) != (self._identity[name],) * 2:
+                img = self._ops[name](img, _uniform(lo, hi))
         return img
 
     def __repr__(self) -> str:
