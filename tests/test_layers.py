@@ -202,6 +202,9 @@ UPSAMPLE = [
     ("nearest-size", lambda lib: lib.Upsample(size=(5, 7)), (1, 2, 3, 4)),
     ("bilinear", lambda lib: lib.Upsample(scale_factor=2, mode="bilinear"), (2, 2, 3, 3)),
     ("bilinear-align", lambda lib: lib.Upsample(size=(5, 4), mode="bilinear", align_corners=True), (1, 3, 3, 3)),
+    ("linear-1d", lambda lib: lib.Upsample(scale_factor=3, mode="linear"), (2, 3, 4)),
+    ("trilinear-3d", lambda lib: lib.Upsample(size=(3, 5, 2), mode="trilinear"), (1, 2, 2, 3, 4)),
+    ("nearest-exact", lambda lib: lib.Upsample(scale_factor=1.5, mode="nearest-exact"), (1, 2, 3, 4)),
 ]
 
 

@@ -1,4 +1,5 @@
-"""interpolate (nearest, bilinear), pixel_shuffle, pixel_unshuffle vs PyTorch.
+"""interpolate (nearest, nearest-exact, linear, bilinear, trilinear), pixel_shuffle,
+pixel_unshuffle vs PyTorch.
 
 Tolerances from tests/helpers.tol (float64 ~1e-10 relative, float32 1e-5 / 1e-6): every output
 is a sum of at most four weighted inputs, and a backward entry sums at most a few dozen terms.
@@ -37,6 +38,21 @@ CASES = [
     dict(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True),
     dict(scale_factor=(1.1, 2.0), mode="bilinear"),  # H: floor(5 * 1.1) = 5 rows, copied as is
     dict(scale_factor=(1.1, 0.9), mode="nearest"),
+    dict(size=(7, 9), mode="nearest-exact"),
+    dict(size=(2, 3), mode="nearest-exact"),
+    dict(size=(10, 12), mode="nearest-exact"),
+    dict(scale_factor=(1.19, 0.7), mode="nearest-exact"),  # H keeps 5 rows: (o + 0.5) / 1.19 is not o
+]
+
+ND_CASES = [  # (input shape, arguments): 1 and 3 spatial dims
+    ((2, 3, 7), dict(size=5, mode="linear")),
+    ((2, 3, 7), dict(scale_factor=2.3, mode="linear", align_corners=True)),
+    ((2, 3, 7), dict(size=11, mode="nearest")),
+    ((2, 3, 7), dict(scale_factor=1.7, mode="nearest-exact")),
+    ((1, 2, 3, 4, 5), dict(size=(5, 3, 7), mode="trilinear", align_corners=True)),
+    ((1, 2, 3, 4, 5), dict(scale_factor=(0.7, 1.5, 2.0), mode="trilinear")),
+    ((1, 2, 3, 4, 5), dict(size=(6, 2, 9), mode="nearest")),
+    ((1, 2, 3, 4, 5), dict(scale_factor=1.19, mode="nearest-exact")),
 ]
 
 
@@ -44,6 +60,12 @@ CASES = [
 @pytest.mark.parametrize("kw", CASES, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
 def test_interpolate_matches_torch(dtype, kw):
     check_against_torch(*both_interpolate(**kw), [randn(2, 3, 5, 6, dtype=dtype)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,kw", ND_CASES, ids=lambda c: str(c))
+def test_interpolate_1d_and_3d_match_torch(dtype, shape, kw):
+    check_against_torch(*both_interpolate(**kw), [randn(*shape, dtype=dtype)])
 
 
 def test_nearest_rounds_like_torch_float32():
@@ -55,18 +77,19 @@ def test_nearest_rounds_like_torch_float32():
 @settings(max_examples=30)
 @given(h=st.integers(1, 7), w=st.integers(1, 7), out=st.tuples(st.integers(1, 12), st.integers(1, 12)),
        scale=st.tuples(st.floats(0.3, 3.5), st.floats(0.3, 3.5)), use_scale=st.booleans(),
-       mode=st.sampled_from(["nearest", "bilinear-false", "bilinear-true"]), dtype=st.sampled_from(DTYPES))
+       mode=st.sampled_from(["nearest", "nearest-exact", "bilinear-false", "bilinear-true"]),
+       dtype=st.sampled_from(DTYPES))
 def test_interpolate_over_shapes(h, w, out, scale, use_scale, mode, dtype):
     if use_scale and min(int(h * scale[0]), int(w * scale[1])) < 1:
         scale = (max(scale[0], 1.0), max(scale[1], 1.0))
     size_kw = dict(scale_factor=scale) if use_scale else dict(size=out)
-    mode_kw = dict(mode="nearest") if mode == "nearest" else dict(mode="bilinear", align_corners=mode.endswith("true"))
+    mode_kw = dict(mode=mode) if mode.startswith("nearest") else dict(mode="bilinear", align_corners=mode.endswith("true"))
     check_against_torch(*both_interpolate(**size_kw, **mode_kw), [randn(2, 2, h, w, dtype=dtype)])
 
 
 def test_interpolate_gradcheck():
-    for kw in CASES:
-        x = tv.tensor(randn(1, 2, 4, 5), requires_grad=True)
+    for shape, kw in [((1, 2, 4, 5), kw) for kw in CASES] + ND_CASES:
+        x = tv.tensor(randn(*shape), requires_grad=True)
         assert tv.gradcheck(lambda x: F.interpolate(x, **kw), [x])
 
 
@@ -88,10 +111,12 @@ def test_pixel_shuffle_gradcheck():
 # ----------------------------------------------------------------------------- bad input
 def test_errors_name_the_argument_and_shapes():
     x = tv.tensor(randn(1, 2, 4, 4))
-    with pytest.raises(ValueError, match=r"mode must be one of .*'bicubic'"):
+    with pytest.raises(ValueError, match=r"mode must be one of .*'trilinear'\), got 'bicubic'"):
         F.interpolate(x, size=3, mode="bicubic")
-    with pytest.raises(ValueError, match=r"4-D.*\(2, 4, 4\)"):
-        F.interpolate(tv.tensor(randn(2, 4, 4)), size=3)
+    with pytest.raises(ValueError, match=r"mode 'bilinear' needs \(N, C, H, W\) input, got shape \(2, 4, 4\)"):
+        F.interpolate(tv.tensor(randn(2, 4, 4)), size=3, mode="bilinear")
+    with pytest.raises(ValueError, match=r"mode 'nearest' needs 3-, 4- or 5-D .* got shape \(4, 4\)"):
+        F.interpolate(tv.tensor(randn(4, 4)), size=3)
     with pytest.raises(ValueError, match=r"exactly one of size and scale_factor"):
         F.interpolate(x)
     with pytest.raises(ValueError, match=r"exactly one of size and scale_factor"):
@@ -100,8 +125,10 @@ def test_errors_name_the_argument_and_shapes():
         F.interpolate(x, size=3, align_corners=True)
     with pytest.raises(ValueError, match=r"output size \(0, 0\).*\(1, 2, 4, 4\)"):
         F.interpolate(x, scale_factor=0.1)
-    with pytest.raises(ValueError, match=r"size must be one value or a pair.*\(1, 2, 3\)"):
+    with pytest.raises(ValueError, match=r"size must be one value or 2 values for 4-D input \(N, C, H, W\), got \(1, 2, 3\)"):
         F.interpolate(x, size=(1, 2, 3))
+    with pytest.raises(ValueError, match=r"scale_factor must be one value or 3 values for 5-D"):
+        F.interpolate(tv.tensor(randn(1, 1, 2, 2, 2)), scale_factor=(2.0, 2.0))
     with pytest.raises(ValueError, match=r"pixel_shuffle.*r = 2.*\(1, 2, 4, 4\)"):
         F.pixel_shuffle(x, 2)
     with pytest.raises(ValueError, match=r"pixel_unshuffle.*r = 3.*\(1, 2, 4, 4\)"):

@@ -1,13 +1,15 @@
-"""Changing the spatial resolution of NCHW maps: ``interpolate`` (nearest, bilinear) and
+"""Changing the spatial resolution of (N, C, *spatial) maps: ``interpolate`` (nearest,
+nearest-exact, and linear / bilinear / trilinear for 1, 2, 3 spatial dims) and
 ``pixel_shuffle`` / ``pixel_unshuffle``.
 
-Both interpolation modes are separable: along each spatial axis every output sample is a
+Every interpolation mode is separable: along each spatial axis every output sample is a
 weighted sum of a few input samples ("taps"):
 
     nearest    y[o] = x[i(o)]                              one tap, weight 1
-    bilinear   y[o] = (1 - l(o)) x[i0(o)] + l(o) x[i1(o)]  two taps
+    linear     y[o] = (1 - l(o)) x[i0(o)] + l(o) x[i1(o)]  two taps
 
-so the forward is a gather per tap along H, then along W. The backward is the transpose: each
+so the forward is a gather per tap along each spatial axis in turn (bilinear = linear along
+H, then along W; trilinear along D, H, W). The backward is the transpose: each
 output gradient goes back, times its tap weight, to the input sample it came from, summed where
 several outputs share an input. That sum is again a gather, with transposed taps
 (``_transpose_taps``), which vectorises where a scatter-add (``np.add.at``) would not.
@@ -29,16 +31,19 @@ from tinyvision.kernels.compat import array_module
 Taps = list[tuple[np.ndarray, np.ndarray | None]]  # [(index (n_out,), weight (n_out,) or None), ...]
 
 
-def _nearest_taps(n_in: int, n_out: int, scale: float | None) -> Taps:
-    """PyTorch's legacy 'nearest': i = min(floor(o * s), n_in - 1) with s = 1/scale_factor when a
-    scale factor was given, else n_in/n_out, computed in float32 as PyTorch does (the floor
-    makes the rounding visible). Exact doubling is special-cased there too."""
+def _nearest_taps(n_in: int, n_out: int, scale: float | None, exact: bool) -> Taps:
+    """PyTorch's 'nearest' (legacy): i = min(floor(o * s), n_in - 1), and 'nearest-exact':
+    i = min(floor((o + 0.5) * s), n_in - 1) (the pixel centres' rule, as PIL's), with
+    s = 1/scale_factor when a scale factor was given, else n_in/n_out, computed in float32 as
+    PyTorch does (the floor makes the rounding visible). The legacy rule special-cases exact
+    doubling there too."""
     o = np.arange(n_out)
-    if n_out == 2 * n_in:
+    if n_out == 2 * n_in and not exact:
         idx = o >> 1
     else:
         s = np.float32(1.0 / scale) if scale else np.float32(n_in) / np.float32(n_out)
-        idx = np.minimum(np.floor(o.astype(np.float32) * s).astype(np.int64), n_in - 1)
+        src = (o.astype(np.float32) + np.float32(0.5 if exact else 0.0)) * s
+        idx = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
     return [(idx, None)]
 
 
@@ -102,80 +107,94 @@ def _transpose_taps(taps: Taps, n_in: int, dtype: Any) -> Taps:
     return out
 
 
-class Resample2d(Function):
-    """y = A_H x A_W^T per (n, c) map, A_H and A_W given as taps; dx = A_H^T g A_W, the same
-    gathers with the transposed taps."""
+class Resample(Function):
+    """y = x resampled along each spatial axis in turn (axis 2, 3, ...), each axis given by its
+    taps: for 2-D maps y = A_H x A_W^T per (n, c) map. The backward applies the transposed
+    taps (dx = A_H^T g A_W), the same gathers."""
 
     @staticmethod
-    def forward(ctx: Context, x, taps_h: Taps, taps_w: Taps):
-        ctx.in_hw, ctx.taps = x.shape[2:], (taps_h, taps_w)
-        return _gather_axis(_gather_axis(x, 2, taps_h), 3, taps_w)
+    def forward(ctx: Context, x, *taps: Taps):
+        ctx.in_sizes, ctx.taps = x.shape[2:], taps
+        for axis, axis_taps in enumerate(taps, start=2):
+            x = _gather_axis(x, axis, axis_taps)
+        return x
 
     @staticmethod
     def backward(ctx: Context, grad):
-        (h, w), (taps_h, taps_w) = ctx.in_hw, ctx.taps
-        g = _gather_axis(grad, 3, _transpose_taps(taps_w, w, grad.dtype))
-        return _gather_axis(g, 2, _transpose_taps(taps_h, h, grad.dtype)), None, None
+        for axis, (n_in, axis_taps) in enumerate(zip(ctx.in_sizes, ctx.taps), start=2):
+            grad = _gather_axis(grad, axis, _transpose_taps(axis_taps, n_in, grad.dtype))
+        return (grad,) + (None,) * len(ctx.taps)
 
 
 def _axis_taps(n_in: int, n_out: int, scale: float | None, mode: str, align_corners: bool,
                dtype: Any) -> Taps:
-    """The taps of one axis. An axis whose size does not change is copied, in both modes, even
-    when a scale_factor (say 1.2 on 3 rows: floor(3.6) = 3) would move the samples: PyTorch's
-    kernels special-case it that way."""
-    if n_out == n_in:
+    """The taps of one axis. An axis whose size does not change is copied ('nearest' and the
+    linear modes) even when a scale_factor (say 1.2 on 3 rows: floor(3.6) = 3) would move the
+    samples: PyTorch's kernels special-case it that way -- but not for 'nearest-exact', where
+    (o + 0.5) / 1.2 does move them (tested)."""
+    if n_out == n_in and mode != "nearest-exact":
         return [(np.arange(n_out), None)]
-    if mode == "nearest":
-        return _nearest_taps(n_in, n_out, scale)
+    if mode.startswith("nearest"):
+        return _nearest_taps(n_in, n_out, scale, exact=mode == "nearest-exact")
     return _linear_taps(n_in, n_out, scale, align_corners, dtype)
 
 
-_MODES = ("nearest", "bilinear")
+# mode -> the input rank it needs (None: any of 3, 4, 5)
+_MODES = {"nearest": None, "nearest-exact": None, "linear": 3, "bilinear": 4, "trilinear": 5}
+_SPATIAL = {3: "(N, C, W)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
 
 
-def _pair(value: Any, name: str, cast: type) -> tuple:
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2:
-        raise ValueError(f"interpolate: {name} must be one value or a pair (H, W) for 4-D input, got {value}")
-    return tuple(cast(v) for v in pair)
+def _per_axis(value: Any, name: str, cast: type, ndim: int) -> tuple:
+    """One value for every spatial axis, or one per axis."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * (ndim - 2)
+    if len(values) != ndim - 2:
+        raise ValueError(f"interpolate: {name} must be one value or {ndim - 2} values for {ndim}-D input "
+                         f"{_SPATIAL[ndim]}, got {value}")
+    return tuple(cast(v) for v in values)
 
 
 def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
                 scale_factor: float | Sequence[float] | None = None, mode: str = "nearest",
                 align_corners: bool | None = None, recompute_scale_factor: bool | None = None) -> Tensor:
-    """Resize a (N, C, H, W) map to (N, C, H_out, W_out), as ``torch.nn.functional.interpolate``.
+    """Resize a (N, C, *spatial) map with 1, 2 or 3 spatial dims, as
+    ``torch.nn.functional.interpolate``: (N, C, W) -> (N, C, W_out), (N, C, H, W) ->
+    (N, C, H_out, W_out), (N, C, D, H, W) -> (N, C, D_out, H_out, W_out).
 
-    Give either ``size`` (H_out, W_out) or ``scale_factor`` (then H_out = floor(H * scale) and,
-    as in PyTorch unless ``recompute_scale_factor``, the coordinate map uses 1/scale_factor,
-    not H/H_out). ``mode`` is 'nearest' (legacy floor rule) or 'bilinear'; ``align_corners``
-    (bilinear only, default False) maps the corner pixels' centres onto each other.
+    Give either ``size`` or ``scale_factor`` (one value, or one per spatial dim; then
+    out = floor(in * scale) and, as in PyTorch unless ``recompute_scale_factor``, the coordinate
+    map uses 1/scale_factor, not in/out). ``mode``: 'nearest' (legacy floor rule),
+    'nearest-exact' (pixel centres), or 'linear' / 'bilinear' / 'trilinear' for 3-, 4-, 5-D
+    input; ``align_corners`` (those three only, default False) maps the corner pixels' centres
+    onto each other.
     """
     if mode not in _MODES:
-        raise ValueError(f"interpolate: mode must be one of {_MODES}, got {mode!r}")
-    if input.ndim != 4:
-        raise ValueError(f"interpolate: input must be 4-D (N, C, H, W), got shape {input.shape}")
-    if mode == "nearest" and align_corners is not None:
-        raise ValueError("interpolate: align_corners can only be set with mode='bilinear', "
-                         f"got align_corners={align_corners} with mode='nearest'")
+        raise ValueError(f"interpolate: mode must be one of {tuple(_MODES)}, got {mode!r}")
+    if input.ndim not in _SPATIAL or _MODES[mode] not in (None, input.ndim):
+        need = _SPATIAL[_MODES[mode]] if _MODES[mode] else "3-, 4- or 5-D (N, C, *spatial)"
+        raise ValueError(f"interpolate: mode {mode!r} needs {need} input, got shape {input.shape}")
+    linear = _MODES[mode] is not None
+    if not linear and align_corners is not None:
+        raise ValueError("interpolate: align_corners can only be set with mode 'linear', 'bilinear' or "
+                         f"'trilinear', got align_corners={align_corners} with mode={mode!r}")
     if (size is None) == (scale_factor is None):
         raise ValueError(f"interpolate: give exactly one of size and scale_factor, got size={size} "
                          f"and scale_factor={scale_factor}")
-    in_hw = input.shape[2:]
+    in_sizes, none = input.shape[2:], (None,) * (input.ndim - 2)
     if size is not None:
-        out_hw, scales = _pair(size, "size", int), (None, None)
+        out_sizes, scales = _per_axis(size, "size", int, input.ndim), none
     else:
-        scales = _pair(scale_factor, "scale_factor", float)
+        scales = _per_axis(scale_factor, "scale_factor", float, input.ndim)
         if min(scales) <= 0:
             raise ValueError(f"interpolate: scale_factor must be positive, got {scale_factor}")
-        out_hw = tuple(math.floor(n * s) for n, s in zip(in_hw, scales))
+        out_sizes = tuple(math.floor(n * s) for n, s in zip(in_sizes, scales))
         if recompute_scale_factor:
-            scales = (None, None)
-    if min(out_hw) <= 0:
-        raise ValueError(f"interpolate: output size {out_hw} must be positive (input of shape "
+            scales = none
+    if min(out_sizes) <= 0:
+        raise ValueError(f"interpolate: output size {out_sizes} must be positive (input of shape "
                          f"{input.shape}, size={size}, scale_factor={scale_factor})")
     dtype = np.dtype(input.dtype).type
-    taps = [_axis_taps(n, o, s, mode, bool(align_corners), dtype) for n, o, s in zip(in_hw, out_hw, scales)]
-    return Resample2d.apply(input, *taps)
+    taps = [_axis_taps(n, o, s, mode, bool(align_corners), dtype) for n, o, s in zip(in_sizes, out_sizes, scales)]
+    return Resample.apply(input, *taps)
 
 
 def _check_factor(op: str, factor: int) -> int:
