@@ -205,6 +205,7 @@ UPSAMPLE = [
     ("linear-1d", lambda lib: lib.Upsample(scale_factor=3, mode="linear"), (2, 3, 4)),
     ("trilinear-3d", lambda lib: lib.Upsample(size=(3, 5, 2), mode="trilinear"), (1, 2, 2, 3, 4)),
     ("nearest-exact", lambda lib: lib.Upsample(scale_factor=1.5, mode="nearest-exact"), (1, 2, 3, 4)),
+    ("bicubic-align", lambda lib: lib.Upsample(size=(5, 7), mode="bicubic", align_corners=True), (1, 2, 3, 4)),
 ]
 
 

@@ -1,4 +1,4 @@
-"""interpolate (nearest, nearest-exact, linear, bilinear, trilinear), pixel_shuffle,
+"""interpolate (nearest, nearest-exact, linear, bilinear, bicubic, trilinear), pixel_shuffle,
 pixel_unshuffle vs PyTorch.
 
 Tolerances from tests/helpers.tol (float64 ~1e-10 relative, float32 1e-5 / 1e-6): every output
@@ -42,6 +42,11 @@ CASES = [
     dict(size=(2, 3), mode="nearest-exact"),
     dict(size=(10, 12), mode="nearest-exact"),
     dict(scale_factor=(1.19, 0.7), mode="nearest-exact"),  # H keeps 5 rows: (o + 0.5) / 1.19 is not o
+    dict(size=(7, 13), mode="bicubic"),
+    dict(size=(3, 4), mode="bicubic"),  # downsampling: taps reach past both edges, clamped
+    dict(size=(11, 4), mode="bicubic", align_corners=True),
+    dict(scale_factor=(0.6, 2.3), mode="bicubic"),
+    dict(scale_factor=(1.1, 2.0), mode="bicubic"),  # H keeps 5 rows, resampled all the same
 ]
 
 ND_CASES = [  # (input shape, arguments): 1 and 3 spatial dims
@@ -56,10 +61,26 @@ ND_CASES = [  # (input shape, arguments): 1 and 3 spatial dims
 ]
 
 
+def _scale(mode: str) -> float:
+    """Tolerance scale: bicubic sums 16 products (two passes of four weights in [-0.11, 1]), so a
+    float32 output near 0 carries the cancellation error of a few ulps of its terms."""
+    return 4 if mode == "bicubic" else 1
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kw", CASES, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
 def test_interpolate_matches_torch(dtype, kw):
-    check_against_torch(*both_interpolate(**kw), [randn(2, 3, 5, 6, dtype=dtype)])
+    check_against_torch(*both_interpolate(**kw), [randn(2, 3, 5, 6, dtype=dtype)], scale=_scale(kw["mode"]))
+
+
+def test_bicubic_same_size_forward_matches_torch_backward_is_the_true_gradient():
+    """scale_factor 1.1 on 5x6 gives 5x6 again. PyTorch's bicubic forward still resamples (we
+    match it), but its backward then copies the gradient through as if nothing had moved, so
+    torch.autograd.gradcheck fails on PyTorch's own op here. Our backward is checked by finite
+    differences instead."""
+    kw = dict(scale_factor=(1.1, 1.1), mode="bicubic")
+    check_against_torch(*both_interpolate(**kw), [randn(2, 3, 5, 6)], requires_grad=[False])
+    assert tv.gradcheck(lambda x: F.interpolate(x, **kw), [tv.tensor(randn(1, 2, 5, 6), requires_grad=True)])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -77,14 +98,21 @@ def test_nearest_rounds_like_torch_float32():
 @settings(max_examples=30)
 @given(h=st.integers(1, 7), w=st.integers(1, 7), out=st.tuples(st.integers(1, 12), st.integers(1, 12)),
        scale=st.tuples(st.floats(0.3, 3.5), st.floats(0.3, 3.5)), use_scale=st.booleans(),
-       mode=st.sampled_from(["nearest", "nearest-exact", "bilinear-false", "bilinear-true"]),
+       mode=st.sampled_from(["nearest", "nearest-exact", "bilinear-false", "bilinear-true", "bicubic-false",
+                             "bicubic-true"]),
        dtype=st.sampled_from(DTYPES))
 def test_interpolate_over_shapes(h, w, out, scale, use_scale, mode, dtype):
     if use_scale and min(int(h * scale[0]), int(w * scale[1])) < 1:
         scale = (max(scale[0], 1.0), max(scale[1], 1.0))
     size_kw = dict(scale_factor=scale) if use_scale else dict(size=out)
-    mode_kw = dict(mode=mode) if mode.startswith("nearest") else dict(mode="bilinear", align_corners=mode.endswith("true"))
-    check_against_torch(*both_interpolate(**size_kw, **mode_kw), [randn(2, 2, h, w, dtype=dtype)])
+    mode_kw = dict(mode=mode) if mode.startswith("nearest") else \
+        dict(mode=mode.split("-")[0], align_corners=mode.endswith("true"))
+    # PyTorch's bicubic backward is wrong when neither size changes under a scale_factor
+    # (test_bicubic_same_size_...): compare the forward only there
+    same = use_scale and (int(h * scale[0]), int(w * scale[1])) == (h, w)
+    check_against_torch(*both_interpolate(**size_kw, **mode_kw), [randn(2, 2, h, w, dtype=dtype)],
+                        scale=_scale(mode_kw["mode"]),
+                        requires_grad=[not (same and mode_kw["mode"] == "bicubic")])
 
 
 def test_interpolate_gradcheck():
@@ -111,8 +139,10 @@ def test_pixel_shuffle_gradcheck():
 # ----------------------------------------------------------------------------- bad input
 def test_errors_name_the_argument_and_shapes():
     x = tv.tensor(randn(1, 2, 4, 4))
-    with pytest.raises(ValueError, match=r"mode must be one of .*'trilinear'\), got 'bicubic'"):
-        F.interpolate(x, size=3, mode="bicubic")
+    with pytest.raises(ValueError, match=r"mode must be one of .*'trilinear'\), got 'area'"):
+        F.interpolate(x, size=3, mode="area")
+    with pytest.raises(ValueError, match=r"mode 'bicubic' needs \(N, C, H, W\) input, got shape \(1, 2, 4, 4, 1\)"):
+        F.interpolate(tv.tensor(randn(1, 2, 4, 4, 1)), size=3, mode="bicubic")
     with pytest.raises(ValueError, match=r"mode 'bilinear' needs \(N, C, H, W\) input, got shape \(2, 4, 4\)"):
         F.interpolate(tv.tensor(randn(2, 4, 4)), size=3, mode="bilinear")
     with pytest.raises(ValueError, match=r"mode 'nearest' needs 3-, 4- or 5-D .* got shape \(4, 4\)"):

@@ -1,5 +1,5 @@
 """Changing the spatial resolution of (N, C, *spatial) maps: ``interpolate`` (nearest,
-nearest-exact, and linear / bilinear / trilinear for 1, 2, 3 spatial dims) and
+nearest-exact, linear / bilinear / trilinear for 1, 2, 3 spatial dims, and bicubic) and
 ``pixel_shuffle`` / ``pixel_unshuffle``.
 
 Every interpolation mode is separable: along each spatial axis every output sample is a
@@ -7,9 +7,10 @@ weighted sum of a few input samples ("taps"):
 
     nearest    y[o] = x[i(o)]                              one tap, weight 1
     linear     y[o] = (1 - l(o)) x[i0(o)] + l(o) x[i1(o)]  two taps
+    cubic      y[o] = sum_k w_k(o) x[i(o) + k], k = -1..2  four taps (Keys' cubic convolution)
 
 so the forward is a gather per tap along each spatial axis in turn (bilinear = linear along
-H, then along W; trilinear along D, H, W). The backward is the transpose: each
+H, then along W; trilinear along D, H, W; bicubic = cubic along H, then W). The backward is the transpose: each
 output gradient goes back, times its tap weight, to the input sample it came from, summed where
 several outputs share an input. That sum is again a gather, with transposed taps
 (``_transpose_taps``), which vectorises where a scatter-add (``np.add.at``) would not.
@@ -47,24 +48,55 @@ def _nearest_taps(n_in: int, n_out: int, scale: float | None, exact: bool) -> Ta
     return [(idx, None)]
 
 
-def _linear_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool, dtype: Any) -> Taps:
-    """PyTorch's linear source coordinate, in the input's dtype:
+def _source(n_in: int, n_out: int, scale: float | None, align_corners: bool, dtype: Any,
+            clamp: bool) -> np.ndarray:
+    """PyTorch's source coordinate of every output sample, in the input's dtype:
 
         align_corners=True:   src = o * (n_in - 1) / (n_out - 1)
-        align_corners=False:  src = max(0, (o + 0.5) * s - 0.5),  s = 1/scale_factor or n_in/n_out
-
-    then i0 = floor(src), i1 = min(i0 + 1, n_in - 1), weights (1 - l, l) with l = src - i0.
+        align_corners=False:  src = (o + 0.5) * s - 0.5,  s = 1/scale_factor or n_in/n_out,
+                              clamped at 0 for linear (not for cubic)
     """
     o = np.arange(n_out, dtype=dtype)
     if align_corners:
-        src = o * (dtype(n_in - 1) / dtype(n_out - 1) if n_out > 1 else dtype(0.0))
-    else:
-        s = dtype(1.0 / scale) if scale else dtype(n_in) / dtype(n_out)
-        src = np.maximum((o + dtype(0.5)) * s - dtype(0.5), dtype(0.0))
+        return o * (dtype(n_in - 1) / dtype(n_out - 1) if n_out > 1 else dtype(0.0))
+    s = dtype(1.0 / scale) if scale else dtype(n_in) / dtype(n_out)
+    src = (o + dtype(0.5)) * s - dtype(0.5)
+    return np.maximum(src, dtype(0.0)) if clamp else src
+
+
+def _linear_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool, dtype: Any) -> Taps:
+    """i0 = floor(src), i1 = min(i0 + 1, n_in - 1), weights (1 - l, l) with l = src - i0."""
+    src = _source(n_in, n_out, scale, align_corners, dtype, clamp=True)
     i0 = src.astype(np.int64)  # src >= 0, so truncation is floor
     i1 = np.minimum(i0 + 1, n_in - 1)
     lam = src - i0.astype(dtype)
     return [(i0, 1 - lam), (i1, lam)]
+
+
+CUBIC_A = -0.75  # PyTorch's (and OpenCV's) choice for Keys' cubic convolution
+
+
+def _cubic_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool, dtype: Any) -> Taps:
+    """Keys' cubic convolution: i = floor(src), t = src - i; four taps i - 1 .. i + 2 (clamped
+    to the edge), at distances d = t + 1, t, 1 - t, 2 - t, weighted by
+
+        w(d) = (A + 2) d^3 - (A + 3) d^2 + 1     for d <= 1
+        w(d) = A d^3 - 5 A d^2 + 8 A d - 4 A     for 1 < d < 2
+
+    (the weights sum to 1 and interpolate: t = 0 gives (0, 1, 0, 0))."""
+    src = _source(n_in, n_out, scale, align_corners, dtype, clamp=False)
+    i = np.floor(src).astype(np.int64)
+    t = src - i.astype(dtype)
+    a = dtype(CUBIC_A)
+
+    def near(d):
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d):
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
+    return [(np.clip(i + k, 0, n_in - 1), w) for k, w in zip(range(-1, 3), weights)]
 
 
 def _along(w, axis: int, ndim: int):
@@ -130,17 +162,19 @@ def _axis_taps(n_in: int, n_out: int, scale: float | None, mode: str, align_corn
                dtype: Any) -> Taps:
     """The taps of one axis. An axis whose size does not change is copied ('nearest' and the
     linear modes) even when a scale_factor (say 1.2 on 3 rows: floor(3.6) = 3) would move the
-    samples: PyTorch's kernels special-case it that way -- but not for 'nearest-exact', where
-    (o + 0.5) / 1.2 does move them (tested)."""
-    if n_out == n_in and mode != "nearest-exact":
+    samples: PyTorch's kernels special-case it that way -- but not for 'nearest-exact' and
+    'bicubic', where (o + 0.5) / 1.2 does move them (tested)."""
+    if n_out == n_in and mode not in ("nearest-exact", "bicubic"):
         return [(np.arange(n_out), None)]
     if mode.startswith("nearest"):
         return _nearest_taps(n_in, n_out, scale, exact=mode == "nearest-exact")
+    if mode == "bicubic":
+        return _cubic_taps(n_in, n_out, scale, align_corners, dtype)
     return _linear_taps(n_in, n_out, scale, align_corners, dtype)
 
 
 # mode -> the input rank it needs (None: any of 3, 4, 5)
-_MODES = {"nearest": None, "nearest-exact": None, "linear": 3, "bilinear": 4, "trilinear": 5}
+_MODES = {"nearest": None, "nearest-exact": None, "linear": 3, "bilinear": 4, "bicubic": 4, "trilinear": 5}
 _SPATIAL = {3: "(N, C, W)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
 
 
@@ -163,19 +197,19 @@ def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
     Give either ``size`` or ``scale_factor`` (one value, or one per spatial dim; then
     out = floor(in * scale) and, as in PyTorch unless ``recompute_scale_factor``, the coordinate
     map uses 1/scale_factor, not in/out). ``mode``: 'nearest' (legacy floor rule),
-    'nearest-exact' (pixel centres), or 'linear' / 'bilinear' / 'trilinear' for 3-, 4-, 5-D
-    input; ``align_corners`` (those three only, default False) maps the corner pixels' centres
-    onto each other.
+    'nearest-exact' (pixel centres), 'linear' / 'bilinear' / 'trilinear' for 3-, 4-, 5-D
+    input, or 'bicubic' (4-D; no antialiasing, and like PyTorch's it may overshoot the input's
+    range); ``align_corners`` (all but the nearest modes, default False) maps the corner
+    pixels' centres onto each other.
     """
     if mode not in _MODES:
         raise ValueError(f"interpolate: mode must be one of {tuple(_MODES)}, got {mode!r}")
     if input.ndim not in _SPATIAL or _MODES[mode] not in (None, input.ndim):
         need = _SPATIAL[_MODES[mode]] if _MODES[mode] else "3-, 4- or 5-D (N, C, *spatial)"
         raise ValueError(f"interpolate: mode {mode!r} needs {need} input, got shape {input.shape}")
-    linear = _MODES[mode] is not None
-    if not linear and align_corners is not None:
-        raise ValueError("interpolate: align_corners can only be set with mode 'linear', 'bilinear' or "
-                         f"'trilinear', got align_corners={align_corners} with mode={mode!r}")
+    if mode.startswith("nearest") and align_corners is not None:
+        raise ValueError("interpolate: align_corners can only be set with mode 'linear', 'bilinear', "
+                         f"'bicubic' or 'trilinear', got align_corners={align_corners} with mode={mode!r}")
     if (size is None) == (scale_factor is None):
         raise ValueError(f"interpolate: give exactly one of size and scale_factor, got size={size} "
                          f"and scale_factor={scale_factor}")
