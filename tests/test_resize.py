@@ -1,5 +1,5 @@
-"""interpolate (nearest, nearest-exact, linear, bilinear, bicubic, trilinear), pixel_shuffle,
-pixel_unshuffle vs PyTorch.
+"""interpolate (nearest, nearest-exact, linear, bilinear, bicubic, trilinear, area),
+pixel_shuffle, pixel_unshuffle vs PyTorch.
 
 Tolerances from tests/helpers.tol (float64 ~1e-10 relative, float32 1e-5 / 1e-6): every output
 is a sum of at most four weighted inputs, and a backward entry sums at most a few dozen terms.
@@ -47,6 +47,9 @@ CASES = [
     dict(size=(11, 4), mode="bicubic", align_corners=True),
     dict(scale_factor=(0.6, 2.3), mode="bicubic"),
     dict(scale_factor=(1.1, 2.0), mode="bicubic"),  # H keeps 5 rows, resampled all the same
+    dict(size=(3, 4), mode="area"),  # overlapping bins of 2, 3, 2 rows: weights 1/2, 1/3 and 0 taps
+    dict(size=(7, 13), mode="area"),  # upsampling: one-sample bins
+    dict(scale_factor=0.5, mode="area"),
 ]
 
 ND_CASES = [  # (input shape, arguments): 1 and 3 spatial dims
@@ -58,6 +61,8 @@ ND_CASES = [  # (input shape, arguments): 1 and 3 spatial dims
     ((1, 2, 3, 4, 5), dict(scale_factor=(0.7, 1.5, 2.0), mode="trilinear")),
     ((1, 2, 3, 4, 5), dict(size=(6, 2, 9), mode="nearest")),
     ((1, 2, 3, 4, 5), dict(scale_factor=1.19, mode="nearest-exact")),
+    ((2, 3, 7), dict(size=4, mode="area")),  # bins of 2, 3, 3, 2
+    ((1, 2, 3, 4, 5), dict(size=(2, 3, 2), mode="area")),
 ]
 
 
@@ -98,14 +103,14 @@ def test_nearest_rounds_like_torch_float32():
 @settings(max_examples=30)
 @given(h=st.integers(1, 7), w=st.integers(1, 7), out=st.tuples(st.integers(1, 12), st.integers(1, 12)),
        scale=st.tuples(st.floats(0.3, 3.5), st.floats(0.3, 3.5)), use_scale=st.booleans(),
-       mode=st.sampled_from(["nearest", "nearest-exact", "bilinear-false", "bilinear-true", "bicubic-false",
-                             "bicubic-true"]),
+       mode=st.sampled_from(["nearest", "nearest-exact", "area", "bilinear-false", "bilinear-true",
+                             "bicubic-false", "bicubic-true"]),
        dtype=st.sampled_from(DTYPES))
 def test_interpolate_over_shapes(h, w, out, scale, use_scale, mode, dtype):
     if use_scale and min(int(h * scale[0]), int(w * scale[1])) < 1:
         scale = (max(scale[0], 1.0), max(scale[1], 1.0))
     size_kw = dict(scale_factor=scale) if use_scale else dict(size=out)
-    mode_kw = dict(mode=mode) if mode.startswith("nearest") else \
+    mode_kw = dict(mode=mode) if mode in ("nearest", "nearest-exact", "area") else \
         dict(mode=mode.split("-")[0], align_corners=mode.endswith("true"))
     # PyTorch's bicubic backward is wrong when neither size changes under a scale_factor
     # (test_bicubic_same_size_...): compare the forward only there
@@ -139,8 +144,10 @@ def test_pixel_shuffle_gradcheck():
 # ----------------------------------------------------------------------------- bad input
 def test_errors_name_the_argument_and_shapes():
     x = tv.tensor(randn(1, 2, 4, 4))
-    with pytest.raises(ValueError, match=r"mode must be one of .*'trilinear'\), got 'area'"):
-        F.interpolate(x, size=3, mode="area")
+    with pytest.raises(ValueError, match=r"mode must be one of .*'trilinear'\), got 'lanczos'"):
+        F.interpolate(x, size=3, mode="lanczos")
+    with pytest.raises(ValueError, match=r"align_corners.*mode='area'"):
+        F.interpolate(x, size=3, mode="area", align_corners=False)
     with pytest.raises(ValueError, match=r"mode 'bicubic' needs \(N, C, H, W\) input, got shape \(1, 2, 4, 4, 1\)"):
         F.interpolate(tv.tensor(randn(1, 2, 4, 4, 1)), size=3, mode="bicubic")
     with pytest.raises(ValueError, match=r"mode 'bilinear' needs \(N, C, H, W\) input, got shape \(2, 4, 4\)"):

@@ -1,6 +1,6 @@
 """Changing the spatial resolution of (N, C, *spatial) maps: ``interpolate`` (nearest,
-nearest-exact, linear / bilinear / trilinear for 1, 2, 3 spatial dims, and bicubic) and
-``pixel_shuffle`` / ``pixel_unshuffle``.
+nearest-exact, linear / bilinear / trilinear for 1, 2, 3 spatial dims, bicubic, and area)
+and ``pixel_shuffle`` / ``pixel_unshuffle``.
 
 Every interpolation mode is separable: along each spatial axis every output sample is a
 weighted sum of a few input samples ("taps"):
@@ -8,6 +8,7 @@ weighted sum of a few input samples ("taps"):
     nearest    y[o] = x[i(o)]                              one tap, weight 1
     linear     y[o] = (1 - l(o)) x[i0(o)] + l(o) x[i1(o)]  two taps
     cubic      y[o] = sum_k w_k(o) x[i(o) + k], k = -1..2  four taps (Keys' cubic convolution)
+    area       y[o] = mean of x over o's bin               as many taps as the longest bin
 
 so the forward is a gather per tap along each spatial axis in turn (bilinear = linear along
 H, then along W; trilinear along D, H, W; bicubic = cubic along H, then W). The backward is the transpose: each
@@ -99,6 +100,18 @@ def _cubic_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool,
     return [(np.clip(i + k, 0, n_in - 1), w) for k, w in zip(range(-1, 3), weights)]
 
 
+def _area_taps(n_in: int, n_out: int, dtype: Any) -> Taps:
+    """'area' = adaptive average pooling: output o is the mean of the bin
+    [floor(o n_in / n_out), ceil((o + 1) n_in / n_out)). Tap r reads the bin's r-th sample with
+    weight 1 / (bin length), or weight 0 past a shorter bin's end. The mean over a rectangle
+    is the mean over its rows of the means over its columns, so this too is separable."""
+    o = np.arange(n_out)
+    start = o * n_in // n_out
+    length = -(-(o + 1) * n_in // n_out) - start  # ceil(...) - start
+    return [(np.minimum(start + r, n_in - 1), np.where(r < length, 1 / length, 0).astype(dtype))
+            for r in range(int(length.max()))]
+
+
 def _along(w, axis: int, ndim: int):
     """A per-sample weight (n,) shaped to broadcast along ``axis`` of an ndim array."""
     return w.reshape((-1,) + (1,) * (ndim - 1 - axis))
@@ -170,11 +183,14 @@ def _axis_taps(n_in: int, n_out: int, scale: float | None, mode: str, align_corn
         return _nearest_taps(n_in, n_out, scale, exact=mode == "nearest-exact")
     if mode == "bicubic":
         return _cubic_taps(n_in, n_out, scale, align_corners, dtype)
+    if mode == "area":
+        return _area_taps(n_in, n_out, dtype)
     return _linear_taps(n_in, n_out, scale, align_corners, dtype)
 
 
 # mode -> the input rank it needs (None: any of 3, 4, 5)
-_MODES = {"nearest": None, "nearest-exact": None, "linear": 3, "bilinear": 4, "bicubic": 4, "trilinear": 5}
+_MODES = {"nearest": None, "nearest-exact": None, "area": None, "linear": 3, "bilinear": 4, "bicubic": 4,
+          "trilinear": 5}
 _SPATIAL = {3: "(N, C, W)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
 
 
@@ -198,16 +214,16 @@ def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
     out = floor(in * scale) and, as in PyTorch unless ``recompute_scale_factor``, the coordinate
     map uses 1/scale_factor, not in/out). ``mode``: 'nearest' (legacy floor rule),
     'nearest-exact' (pixel centres), 'linear' / 'bilinear' / 'trilinear' for 3-, 4-, 5-D
-    input, or 'bicubic' (4-D; no antialiasing, and like PyTorch's it may overshoot the input's
-    range); ``align_corners`` (all but the nearest modes, default False) maps the corner
-    pixels' centres onto each other.
+    input, 'bicubic' (4-D; no antialiasing, and like PyTorch's it may overshoot the input's
+    range), or 'area' (adaptive average pooling to the output size); ``align_corners`` (the
+    linear and cubic modes only, default False) maps the corner pixels' centres onto each other.
     """
     if mode not in _MODES:
         raise ValueError(f"interpolate: mode must be one of {tuple(_MODES)}, got {mode!r}")
     if input.ndim not in _SPATIAL or _MODES[mode] not in (None, input.ndim):
         need = _SPATIAL[_MODES[mode]] if _MODES[mode] else "3-, 4- or 5-D (N, C, *spatial)"
         raise ValueError(f"interpolate: mode {mode!r} needs {need} input, got shape {input.shape}")
-    if mode.startswith("nearest") and align_corners is not None:
+    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
         raise ValueError("interpolate: align_corners can only be set with mode 'linear', 'bilinear', "
                          f"'bicubic' or 'trilinear', got align_corners={align_corners} with mode={mode!r}")
     if (size is None) == (scale_factor is None):

@@ -11,8 +11,8 @@ from tinyvision.nn.module import Module
 class Upsample(Module):
     """Resize (N, C, *spatial) maps (1, 2 or 3 spatial dims) to ``size`` or by ``scale_factor``
     with ``mode`` 'nearest' (floor rule), 'nearest-exact', 'linear' / 'bilinear' /
-    'trilinear', or 'bicubic' (``align_corners`` as in PyTorch): see ``F.interpolate``. No
-    parameters."""
+    'trilinear', 'bicubic' (``align_corners`` as in PyTorch) or 'area': see
+    ``F.interpolate``. No parameters."""
 
     def __init__(self, size: int | Sequence[int] | None = None,
                  scale_factor: float | Sequence[float] | None = None, mode: str = "nearest",
