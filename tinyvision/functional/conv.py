@@ -173,6 +173,20 @@ class Fold(Function):
 
 
 # --------------------------------------------------------------------------- public functions
+def padding_widths(padding: tuple[int, int] | str, kernel_size: Sequence[int],
+                   dilation: Sequence[int]) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) that a (pad_h, pad_w) pair, 'valid' or 'same' means. 'same'
+    needs d (k - 1) in all along each axis; an odd total puts the extra pixel on the right /
+    bottom, as PyTorch does."""
+    if padding == "valid":
+        return 0, 0, 0, 0
+    if padding == "same":
+        th, tw = (d * (k - 1) for d, k in zip(dilation, kernel_size))
+        return tw // 2, tw - tw // 2, th // 2, th - th // 2
+    ph, pw = padding
+    return pw, pw, ph, ph
+
+
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrPair = 1,
            padding: IntOrPair | str = 0, dilation: IntOrPair = 1, groups: int = 1) -> Tensor:
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
@@ -199,11 +213,10 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
             raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
         if padding == "same" and stride != (1, 1):
             raise ValueError(f"{op}: padding='same' needs stride 1, got stride={stride}")
-        total = [0, 0] if padding == "valid" else [d * (k - 1) for d, k in zip(dilation, kernel_size)]
-        padding = (total[0] // 2, total[1] // 2)
-        extra = (total[0] - 2 * padding[0], total[1] - 2 * padding[1])  # odd total: one more at the end
-        if any(extra):
-            x = pad(x, (0, extra[1], 0, extra[0]))
+        left, right, top, bottom = padding_widths(padding, kernel_size, dilation)
+        padding = (top, left)
+        if (right, bottom) != (left, top):  # odd total: one more at the end, padded here
+            x = pad(x, (0, right - left, 0, bottom - top))
     else:
         padding = pair(op, "padding", padding, 0)
     _output_hw(op, x.shape[2:], kernel_size, stride, padding, dilation)

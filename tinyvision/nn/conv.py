@@ -13,6 +13,7 @@ import numpy as np
 
 from tinyvision import functional as F
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional.conv import padding_widths
 from tinyvision.nn.linear import reset_weight_and_bias
 from tinyvision.nn.module import Module, empty_parameter
 
@@ -101,19 +102,9 @@ class Conv2d(_ConvNd):
     def forward(self, input: Tensor) -> Tensor:
         if self.padding_mode == "zeros":
             return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-        padded = F.pad(input, self._pad_widths(), mode=self.padding_mode)
+        widths = padding_widths(self.padding, self.kernel_size, self.dilation)
+        padded = F.pad(input, widths, mode=self.padding_mode)
         return F.conv2d(padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-
-    def _pad_widths(self) -> tuple[int, int, int, int]:
-        """(left, right, top, bottom) for F.pad. 'same' needs d (k - 1) in all; an odd total
-        puts the extra pixel on the right/bottom, as PyTorch does."""
-        if self.padding == "valid":
-            return 0, 0, 0, 0
-        if self.padding == "same":
-            (th, tw) = (d * (k - 1) for d, k in zip(self.dilation, self.kernel_size))
-            return tw // 2, tw - tw // 2, th // 2, th - th // 2
-        ph, pw = self.padding
-        return pw, pw, ph, ph
 
 
 class ConvTranspose2d(_ConvNd):
