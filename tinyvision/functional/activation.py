@@ -17,7 +17,7 @@ there is PyTorch's choice (stated per op), so that gradients match torch exactly
     softplus   log(1 + e^(beta x)) / beta              f' = sigma(beta x)
     logsigmoid log sigma(x) = -softplus(-x)            f' = 1 - sigma(x) = sigma(-x)
     hardsigmoid relu6(x + 3) / 6                       f' = 1/6 strictly inside (-3, 3)
-    hardswish  x relu6(x + 3) / 6                      f' = x/3 + 1/2 on [-3, 3], 0 below, 1 above
+    hardswish  x relu6(x + 3) / 6                      f' = x/3 + 1/2 on (-3, 3), 0 below, 1 from 3 on
     softsign   x / (1 + |x|)                           f' = 1 / (1 + |x|)^2
     glu        a sigma(b), (a, b) the two halves of x along dim
 
@@ -241,10 +241,10 @@ class Hardswish(Function):
         return (x * array_module(x).clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False)
 
     @staticmethod
-    def backward(ctx: Context, grad):  # torch: 0 for x < -3, x/3 + 1/2 for -3 <= x <= 3, 1 above
+    def backward(ctx: Context, grad):  # torch: 0 for x <= -3, x/3 + 1/2 for -3 < x < 3, 1 from 3 on
         (x,) = ctx.saved_tensors
         xp = array_module(x)
-        d = xp.where(x < -3, 0, xp.where(x <= 3, x / 3 + 0.5, 1))
+        d = xp.where(x <= -3, 0, xp.where(x < 3, x / 3 + 0.5, 1))
         return (grad * d).astype(grad.dtype, copy=False)
 
 
