@@ -13,17 +13,10 @@ from hypothesis.extra import numpy as hnp
 
 import tinyvision as tv
 from tests.helpers import DTYPES, check_against_torch, check_op
+from tests.test_elementwise import away_from
 
 F = tv.nn.functional
 SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
-
-
-def away_from(x: np.ndarray, points: tuple[float, ...], gap: float = 0.1) -> np.ndarray:
-    """Move each value at least ``gap`` from every kink in ``points``."""
-    for p in points:
-        near = np.abs(x - p) < gap
-        x = np.where(near, p + np.where(x >= p, gap, -gap), x)
-    return x
 
 
 # name -> (ours, torch, map from N(0, 1) samples into the op's smooth domain, kinks to probe exactly)
