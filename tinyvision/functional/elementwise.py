@@ -436,13 +436,27 @@ class Where(Function):
 
 
 # ------------------------------------------------------------------ public functions
-def add(input: Any, other: Any) -> Tensor:
-    """input + other, broadcast. Gradient: the incoming gradient, summed to each shape."""
-    return Add.apply(input, other)
+def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """input + alpha * other, broadcast. Gradient: the incoming gradient, summed to each shape."""
+    return Add.apply(input, _scaled("add", other, alpha))
 
 
-def sub(input: Any, other: Any) -> Tensor:
-    return Sub.apply(input, other)
+def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """input - alpha * other, broadcast."""
+    return Sub.apply(input, _scaled("sub", other, alpha))
+
+
+def _scaled(op: str, other: Any, alpha: Any) -> Any:
+    """alpha * other, PyTorch's ``alpha=`` of add and sub (no extra op when alpha is 1)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)):
+        raise TypeError(f"{op}: alpha must be a number, got {alpha!r}")
+    if alpha == 1:
+        return other
+    kind = getattr(other, "dtype", np.asarray(other).dtype).kind
+    if isinstance(alpha, float) and kind in "biu":
+        raise RuntimeError(f"{op}: for integral input tensors, argument alpha must not be a "
+                           f"floating point number, got {alpha}")
+    return Mul.apply(other, alpha) if isinstance(other, Tensor) else other * alpha
 
 
 def mul(input: Any, other: Any) -> Tensor:
