@@ -506,6 +506,16 @@ class Tensor:
     def index_select(self, dim: int, index: Any) -> "Tensor": return F.index_select(self, dim, index)
     def contiguous(self) -> "Tensor": return self
 
+    # sorting and selection (functional/sorting.py)
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any: return F.sort(self, dim, descending, stable)
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> "Tensor": return F.argsort(self, dim, descending, stable)
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any: return F.topk(self, k, dim, largest, sorted)
+    def kthvalue(self, k: int, dim: int = -1, keepdim: bool = False) -> Any: return F.kthvalue(self, k, dim, keepdim)
+    def median(self, dim: int | None = None, keepdim: bool = False) -> Any: return F.median(self, dim, keepdim)
+    def unique(self, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim: int | None = None) -> Any:
+        return F.unique(self, sorted, return_inverse, return_counts, dim)
+    def nonzero(self, *, as_tuple: bool = False) -> Any: return F.nonzero(self, as_tuple=as_tuple)
+
 
 def _shape_args(args: tuple) -> tuple:
     """Accept both ``t.reshape(2, 3)`` and ``t.reshape((2, 3))``, as PyTorch does."""

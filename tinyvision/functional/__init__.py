@@ -24,3 +24,5 @@ from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, 
                                          flip, movedim, pad, permute, repeat, reshape, roll,
                                          split, squeeze, stack, swapaxes, tile, transpose,
                                          unflatten, unsqueeze, view)
+from tinyvision.functional.sorting import (argsort, kthvalue, median, nonzero, searchsorted, sort,
+                                           topk, unique)

@@ -7,6 +7,7 @@ input's shape (``autograd.function.sum_to``).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -420,8 +421,6 @@ class Where(Function):
     @staticmethod
     def forward(ctx: Context, condition, a, b):
         xp = _xp(condition, a, b)
-        if xp.asarray(condition).dtype != bool:
-            raise TypeError(f"where: condition must be a bool tensor, got dtype {xp.asarray(condition).dtype}")
         check_broadcast("where (condition and input)", condition, a)
         check_broadcast("where (condition and other)", condition, b)
         check_broadcast("where (input and other)", a, b)
@@ -569,9 +568,26 @@ def minimum(input: Any, other: Any) -> Tensor:
     return Minimum.apply(input, other)
 
 
-def where(condition: Any, input: Any, other: Any) -> Tensor:
-    """``input`` where ``condition`` is True, else ``other`` (all three broadcast)."""
-    return Where.apply(condition, input, other)
+def where(condition: Any, input: Any = None, other: Any = None) -> Any:
+    """``input`` where ``condition`` is True, else ``other`` (all three broadcast).
+
+    ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``. The condition must be
+    bool; uint8 is still accepted with PyTorch's deprecation warning.
+    """
+    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    if input is None and other is None:
+        from tinyvision.functional.sorting import nonzero
+
+        return nonzero(Tensor(cond), as_tuple=True)
+    if input is None or other is None:
+        raise TypeError("where: give both input and other, or neither (the one-argument form)")
+    if cond.dtype == np.uint8:
+        warnings.warn("where received a uint8 condition tensor. This behavior is deprecated; "
+                      "use a boolean condition instead.", UserWarning, stacklevel=2)
+        cond = cond.astype(bool)
+    elif cond.dtype != bool:
+        raise TypeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
+    return Where.apply(cond, input, other)
 
 
 # ------------------------------------------------------------------ comparisons (no gradient)
