@@ -63,35 +63,31 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool
     return sort(input, dim, descending, stable).indices
 
 
-def _check_k(op: str, k: int, n: int, dim: int, low: int) -> None:
+def _pick(op: str, input: Tensor, k: int, dim: int, descending: bool, kth: bool, keepdim: bool = True) -> values_indices:
+    """The first ``k`` entries of the stable sort along ``dim`` (values and indices), or with
+    ``kth`` only the k-th (k counts from 1)."""
+    d = normalize_dim(dim, input.ndim, op)
+    n = input.shape[d] if input.ndim else 1
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"{op}: k must be an int, got {k!r}")
+    low = 1 if kth else 0
     if not low <= k <= n:
-        raise IndexError(f"{op}: k ({k}) is out of range for dim {dim} of size {n} "
-                         f"(expected {low}..{n})")
+        raise IndexError(f"{op}: k ({k}) is out of range for dim {dim} of size {n} (expected {low}..{n})")
+    if input.ndim == 0:
+        return sort(input)
+    idx = _sort_indices(input.data, d, descending)
+    return _values(input, d, idx[(slice(None),) * d + (slice(k - 1 if kth else 0, k),)], keepdim)
 
 
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> values_indices:
     """The ``k`` largest (or smallest) elements along ``dim`` and their indices, largest
     first. Shapes: input's with dim of size k. Gradient: back to the chosen positions."""
-    d = normalize_dim(dim, input.ndim, "topk")
-    n = input.shape[d] if input.ndim else 1
-    _check_k("topk", k, n, dim, 0)
-    if input.ndim == 0:
-        return sort(input)
-    idx = _sort_indices(input.data, d, descending=largest)
-    return _values(input, d, idx[(slice(None),) * d + (slice(0, k),)])
+    return _pick("topk", input, k, dim, largest, False)
 
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> values_indices:
     """The k-th smallest element along ``dim`` (k counts from 1) and its index."""
-    d = normalize_dim(dim, input.ndim, "kthvalue")
-    n = input.shape[d] if input.ndim else 1
-    _check_k("kthvalue", k, n, dim, 1)
-    if input.ndim == 0:
-        return sort(input)
-    idx = _sort_indices(input.data, d, descending=False)
-    return _values(input, d, idx[(slice(None),) * d + (slice(k - 1, k),)], keepdim)
+    return _pick("kthvalue", input, k, dim, False, True, keepdim)
 
 
 def median(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
