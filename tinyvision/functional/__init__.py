@@ -11,7 +11,7 @@ from tinyvision.functional.activation import (elu, gelu, glu, hardsigmoid, hards
                                               leaky_relu, logsigmoid, mish, prelu, relu, relu6,
                                               selu, silu, softplus, softsign)
 from tinyvision.functional.dropout import dropout, dropout1d, dropout2d, dropout3d
-from tinyvision.functional.indexing import (gather, getitem, index_select, masked_fill,
+from tinyvision.functional.indexing import (gather, getitem, index_put, index_select, masked_fill,
                                             unwrap_index)
 from tinyvision.functional.linalg import linear, matmul
 from tinyvision.functional.loss import (binary_cross_entropy_with_logits, cross_entropy,
@@ -28,3 +28,5 @@ from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, 
                                          flip, movedim, pad, permute, repeat, reshape, roll,
                                          split, squeeze, stack, swapaxes, tile, transpose,
                                          unflatten, unsqueeze, view)
+from tinyvision.functional.sorting import (argsort, kthvalue, median, nonzero, searchsorted, sort,
+                                           topk, unique)

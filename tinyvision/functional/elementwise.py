@@ -7,6 +7,7 @@ input's shape (``autograd.function.sum_to``).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -334,8 +335,6 @@ class Where(Function):
     @staticmethod
     def forward(ctx: Context, condition, a, b):
         xp = _xp(condition, a, b)
-        if xp.asarray(condition).dtype != bool:
-            raise TypeError(f"where: condition must be a bool tensor, got dtype {xp.asarray(condition).dtype}")
         check_broadcast("where (condition and input)", condition, a)
         check_broadcast("where (condition and other)", condition, b)
         check_broadcast("where (input and other)", a, b)
@@ -350,13 +349,27 @@ class Where(Function):
 
 
 # ------------------------------------------------------------------ public functions
-def add(input: Any, other: Any) -> Tensor:
-    """input + other, broadcast. Gradient: the incoming gradient, summed to each shape."""
-    return Add.apply(input, other)
+def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """input + alpha * other, broadcast. Gradient: the incoming gradient, summed to each shape."""
+    return Add.apply(input, _scaled("add", other, alpha))
 
 
-def sub(input: Any, other: Any) -> Tensor:
-    return Sub.apply(input, other)
+def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """input - alpha * other, broadcast."""
+    return Sub.apply(input, _scaled("sub", other, alpha))
+
+
+def _scaled(op: str, other: Any, alpha: Any) -> Any:
+    """alpha * other, PyTorch's ``alpha=`` of add and sub (no extra op when alpha is 1)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)):
+        raise TypeError(f"{op}: alpha must be a number, got {alpha!r}")
+    if alpha == 1:
+        return other
+    kind = getattr(other, "dtype", np.asarray(other).dtype).kind
+    if isinstance(alpha, float) and kind in "biu":
+        raise RuntimeError(f"{op}: for integral input tensors, argument alpha must not be a "
+                           f"floating point number, got {alpha}")
+    return Mul.apply(other, alpha) if isinstance(other, Tensor) else other * alpha
 
 
 def mul(input: Any, other: Any) -> Tensor:
@@ -446,9 +459,26 @@ def minimum(input: Any, other: Any) -> Tensor:
     return Minimum.apply(input, other)
 
 
-def where(condition: Any, input: Any, other: Any) -> Tensor:
-    """``input`` where ``condition`` is True, else ``other`` (all three broadcast)."""
-    return Where.apply(condition, input, other)
+def where(condition: Any, input: Any = None, other: Any = None) -> Any:
+    """``input`` where ``condition`` is True, else ``other`` (all three broadcast).
+
+    ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``. The condition must be
+    bool; uint8 is still accepted with PyTorch's deprecation warning.
+    """
+    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    if input is None and other is None:
+        from tinyvision.functional.sorting import nonzero
+
+        return nonzero(Tensor(cond), as_tuple=True)
+    if input is None or other is None:
+        raise TypeError("where: give both input and other, or neither (the one-argument form)")
+    if cond.dtype == np.uint8:
+        warnings.warn("where received a uint8 condition tensor. This behavior is deprecated; "
+                      "use a boolean condition instead.", UserWarning, stacklevel=2)
+        cond = cond.astype(bool)
+    elif cond.dtype != bool:
+        raise TypeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
+    return Where.apply(cond, input, other)
 
 
 # ------------------------------------------------------------------ comparisons (no gradient)
