@@ -28,3 +28,4 @@ from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, 
                                          flip, movedim, pad, permute, repeat, reshape, roll,
                                          split, squeeze, stack, swapaxes, tile, transpose,
                                          unflatten, unsqueeze, view)
+from tinyvision.functional.sampling import affine_grid, grid_sample
