@@ -30,3 +30,4 @@ from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, 
                                          unflatten, unsqueeze, view)
 from tinyvision.functional.sorting import (argsort, kthvalue, median, nonzero, searchsorted, sort,
                                            topk, unique)
+from tinyvision.functional.sampling import affine_grid, grid_sample
