@@ -24,3 +24,15 @@ from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, 
                                          flip, movedim, pad, permute, repeat, reshape, roll,
                                          split, squeeze, stack, swapaxes, tile, transpose,
                                          unflatten, unsqueeze, view)
+
+
+def __getattr__(name: str):
+    """``__all__``, computed when asked for (``from tinyvision.functional import *`` asks):
+    every public callable imported above, never a submodule (``conv``, ``shape``... become
+    attributes of this package when they load), so a line added anywhere above is exported."""
+    if name == "__all__":
+        from types import ModuleType
+
+        return sorted(n for n, v in globals().items()
+                      if not n.startswith("_") and callable(v) and not isinstance(v, ModuleType))
+    raise AttributeError(f"module 'tinyvision.functional' has no attribute {name!r}")
