@@ -31,3 +31,15 @@ from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, 
 from tinyvision.functional.sorting import (argsort, kthvalue, median, nonzero, searchsorted, sort,
                                            topk, unique)
 from tinyvision.functional.sampling import affine_grid, grid_sample
+
+
+def __getattr__(name: str):
+    """``__all__``, computed when asked for (``from tinyvision.functional import *`` asks):
+    every public callable imported above, never a submodule (``conv``, ``shape``... become
+    attributes of this package when they load), so a line added anywhere above is exported."""
+    if name == "__all__":
+        from types import ModuleType
+
+        return sorted(n for n, v in globals().items()
+                      if not n.startswith("_") and callable(v) and not isinstance(v, ModuleType))
+    raise AttributeError(f"module 'tinyvision.functional' has no attribute {name!r}")
