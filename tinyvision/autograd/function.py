@@ -188,9 +188,11 @@ def run_backward(root, grad, retain_graph: bool) -> None:
     grads: dict[int, Any] = {id(root.grad_fn): grad}
     if root._retains_grad:
         root._accumulate_grad(grad)
-    for node in order:
+    ready, fed = leaves_complete_after(order), set()
+    for i, node in enumerate(order):
         g = grads.pop(id(node), None)
         if g is None:
+            run_post_accumulate_hooks(ready.get(i, ()), fed)
             continue
         input_grads = checked_backward(node, g)
         for t, gi in zip(node.inputs, input_grads):
@@ -198,6 +200,7 @@ def run_backward(root, grad, retain_graph: bool) -> None:
                 continue
             if t.grad_fn is None:  # a leaf: accumulate, as PyTorch does
                 t._accumulate_grad(gi)
+                fed.add(id(t))
             else:
                 key = id(t.grad_fn)
                 grads[key] = gi if key not in grads else grads[key] + gi
@@ -207,6 +210,31 @@ def run_backward(root, grad, retain_graph: bool) -> None:
             node.ctx = None
             node.inputs = ()
             node.freed = True
+        run_post_accumulate_hooks(ready.get(i, ()), fed)
+
+
+def leaves_complete_after(order: list[Node]) -> dict[int, list]:
+    """{i: leaves with post-accumulate hooks whose last feeding node is ``order[i]``}: their
+    gradient is complete once that node has run, so the hooks can fire while the walk goes on
+    (DistributedDataParallel all-reduces a bucket of gradients while backward computes the
+    next ones; PyTorch's AccumulateGrad node plays this part)."""
+    last: dict[int, tuple[int, Any]] = {}
+    for i, node in enumerate(order):
+        for t in node.inputs or ():
+            if t is not None and t.grad_fn is None and t._post_accumulate_hooks:
+                last[id(t)] = (i, t)
+    ready: dict[int, list] = {}
+    for i, t in last.values():
+        ready.setdefault(i, []).append(t)
+    return ready
+
+
+def run_post_accumulate_hooks(leaves: list, fed: set[int]) -> None:
+    """Call ``hook(leaf)`` for each leaf that received a gradient in this walk."""
+    for t in leaves:
+        if id(t) in fed:
+            for hook in list(t._post_accumulate_hooks.values()):
+                hook(t)
 
 
 # at the end: tensor.py imports this module (Node, run_backward) before it defines Tensor

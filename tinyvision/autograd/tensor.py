@@ -6,6 +6,7 @@ one class over there.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -14,6 +15,7 @@ from tinyvision.autograd.function import Node, is_grad_enabled, run_backward
 from tinyvision.kernels import compat
 
 _default_dtype = np.dtype(np.float32)
+_hook_ids = itertools.count()
 
 
 def get_default_dtype() -> np.dtype:
@@ -41,7 +43,8 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # so `ndarray + Tensor` calls Tensor.__radd__ instead of NumPy
-    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_retains_grad", "_post_accumulate_hooks",
+                 "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False, grad_fn: Node | None = None) -> None:
         if not compat.is_array(data):
@@ -51,6 +54,7 @@ class Tensor:
         self.grad_fn = grad_fn
         self._requires_grad = False
         self._retains_grad = False
+        self._post_accumulate_hooks: dict[int, Any] | None = None  # made on first register
         self.requires_grad = requires_grad or grad_fn is not None
 
     # ----------------------------------------------------------------- autograd state
@@ -79,6 +83,19 @@ class Tensor:
     def retain_grad(self) -> None:
         """Keep ``.grad`` on a non-leaf tensor too (leaves always keep theirs)."""
         self._retains_grad = True
+
+    def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
+        """On a leaf: ``hook(tensor)`` runs during ``backward()`` as soon as this tensor's
+        ``.grad`` holds its whole gradient for that backward (as in PyTorch). Returns a handle
+        whose ``.remove()`` unregisters the hook."""
+        if self.grad_fn is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors accumulate "
+                               "gradients; use register_hook on a non-leaf")
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = {}
+        key = next(_hook_ids)
+        self._post_accumulate_hooks[key] = hook
+        return _HookHandle(self._post_accumulate_hooks, key)
 
     def _accumulate_grad(self, g: Any) -> None:
         if self.grad is None:
@@ -364,6 +381,16 @@ class Tensor:
     def gather(self, dim: int, index: Any) -> "Tensor": return F.gather(self, dim, index)
     def index_select(self, dim: int, index: Any) -> "Tensor": return F.index_select(self, dim, index)
     def contiguous(self) -> "Tensor": return self
+
+
+class _HookHandle:
+    """``.remove()`` takes one hook out of the dict it was registered in."""
+
+    def __init__(self, hooks: dict, key: int) -> None:
+        self.hooks, self.key = hooks, key
+
+    def remove(self) -> None:
+        self.hooks.pop(self.key, None)
 
 
 def _shape_args(args: tuple) -> tuple:
