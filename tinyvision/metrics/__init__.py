@@ -1,0 +1,7 @@
+"""Metrics with torchmetrics' names and API (``update`` / ``compute`` / ``reset``) and functional
+forms: segmentation (confusion matrix, pixel accuracy, IoU, panoptic quality)."""
+from tinyvision.metrics.segmentation import (JaccardIndex, MeanIoU, PanopticQuality, confusion_matrix, mean_iou,
+                                             panoptic_quality, per_class_iou, pixel_accuracy)
+
+__all__ = ["JaccardIndex", "MeanIoU", "PanopticQuality", "confusion_matrix", "mean_iou", "panoptic_quality",
+           "per_class_iou", "pixel_accuracy"]
