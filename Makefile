@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch is pinned to the 2.13.0 CPU wheel in the `test` extra: never a CUDA build.
-	$(PY) -m pip install -q -e ".[test,data,viz]"
+	$(PY) -m pip install -q -e ".[test,data,viz,imaging]"
 	touch $@
 
 # LeNet-5 (the 1998 network) from scratch on the scikit-learn digits: >= 97% test accuracy;
