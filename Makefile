@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch is pinned to the 2.13.0 CPU wheel in the `test` extra: never a CUDA build.
 	# `mpi` (mpi4py + the mpich wheel, which brings mpiexec): the distributed tests run 2 ranks.
-	$(PY) -m pip install -q -e ".[test,data,viz,mpi]"
+	$(PY) -m pip install -q -e ".[test,data,viz,mpi,imaging]"
 	touch $@
 
 # LeNet-5 (the 1998 network) from scratch on the scikit-learn digits: >= 97% test accuracy;
