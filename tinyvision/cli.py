@@ -13,11 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
-
-import numpy as np
 
 import tinyvision as tv
 

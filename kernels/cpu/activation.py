@@ -26,12 +26,14 @@ Q0, Q1, Q2, Q3, Q4 = ERF_Q
 
 @njit(inline="always", fastmath=True)
 def _erf32(x: float) -> float:
-    """The rational erf on [-4, 4] (clamped outside), Horner in x^2, in float64."""
+    """The rational erf on [-4, 4] (clamped outside), Horner in x^2, in float64, then rounded
+    to float32 as torch's float32 erf is: past |x| ~ 3.9 it is exactly +-1, so 1 + erf(x)
+    cancels to exactly 0 for very negative x (GELU(-1000) = -0, not 1000 * 1e-8)."""
     v = min(max(x, -4.0), 4.0)
     v2 = v * v
     p = (((((P0 * v2 + P1) * v2 + P2) * v2 + P3) * v2 + P4) * v2 + P5) * v2 + P6
     q = (((Q0 * v2 + Q1) * v2 + Q2) * v2 + Q3) * v2 + Q4
-    return v * p / q
+    return np.float64(np.float32(v * p / q))
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -108,7 +110,8 @@ def gelu_backward(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
     """
     if not _fast(x):
         return reference.gelu_backward(x, grad)
-    gauss = np.square(x)
+    gauss = np.empty(x.shape, x.dtype)  # out=: a 0-d input must not come back as a NumPy scalar
+    np.square(x, out=gauss)
     gauss *= -0.5
     np.exp(gauss, out=gauss)
-    return _run(_gelu_grad_f32, _gelu_grad_f64, x, x, grad.astype(x.dtype, copy=False), gauss)
+    return _run(_gelu_grad_f32, _gelu_grad_f64, x, x, np.asarray(grad, dtype=x.dtype), gauss)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import activation as A
 from tinyvision.functional import elementwise as E
@@ -198,18 +196,3 @@ def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta:
     loss = E.where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta)
     return _reduce(loss, reduction)
 
-
-def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted
-    dropout), so that the expected value is unchanged and eval needs no rescaling."""
-    check_floating("dropout", "input", input)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        return input * 0.0
-    from tinyvision.random import rand_array
-
-    keep = rand_array(input.shape, input.device) >= p
-    return input * Tensor(keep.astype(input.dtype) / np.asarray(1 - p, dtype=input.dtype))
