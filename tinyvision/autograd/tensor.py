@@ -516,6 +516,18 @@ class Tensor:
         return F.unique(self, sorted, return_inverse, return_counts, dim)
     def nonzero(self, *, as_tuple: bool = False) -> Any: return F.nonzero(self, as_tuple=as_tuple)
 
+    # scans (functional/scan.py) and matrix products (functional/linalg.py)
+    def cumsum(self, dim: int, *, dtype: Any = None) -> "Tensor": return F.cumsum(self, dim, dtype=dtype)
+    def cumprod(self, dim: int, *, dtype: Any = None) -> "Tensor": return F.cumprod(self, dim, dtype=dtype)
+    def diff(self, n: int = 1, dim: int = -1, prepend: Any = None, append: Any = None) -> "Tensor": return F.diff(self, n, dim, prepend, append)
+    def mm(self, mat2: "Tensor") -> "Tensor": return F.mm(self, mat2)
+    def bmm(self, mat2: "Tensor") -> "Tensor": return F.bmm(self, mat2)
+    def addmm(self, mat1: "Tensor", mat2: "Tensor", *, beta: float = 1, alpha: float = 1) -> "Tensor": return F.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+    def outer(self, vec2: "Tensor") -> "Tensor": return F.outer(self, vec2)
+    def tril(self, diagonal: int = 0) -> "Tensor": return F.tril(self, diagonal)
+    def triu(self, diagonal: int = 0) -> "Tensor": return F.triu(self, diagonal)
+    def diag(self, diagonal: int = 0) -> "Tensor": return F.diag(self, diagonal)
+
 
 def _shape_args(args: tuple) -> tuple:
     """Accept both ``t.reshape(2, 3)`` and ``t.reshape((2, 3))``, as PyTorch does."""

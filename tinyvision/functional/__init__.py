@@ -26,3 +26,6 @@ from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, 
                                          unflatten, unsqueeze, view)
 from tinyvision.functional.sorting import (argsort, kthvalue, median, nonzero, searchsorted, sort,
                                            topk, unique)
+from tinyvision.functional.scan import cumprod, cumsum, diff
+from tinyvision.functional.linalg import (addmm, bmm, cdist, diag, einsum, ger, mm, outer, tril,
+                                          triu)

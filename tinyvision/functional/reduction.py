@@ -136,12 +136,16 @@ class Prod(Function):
 
 
 class Norm(Function):
-    """Vector p-norm ||x||_p = (sum |x|^p)^(1/p) for a finite p != 0."""
+    """Vector p-norm ||x||_p = (sum |x|^p)^(1/p) for a finite p; p = 0 counts the nonzero
+    entries (a step function: its gradient is 0 everywhere, as PyTorch's)."""
 
     @staticmethod
     def forward(ctx: Context, x, p, axes, keepdim):
         xp = array_module(x)
-        y = (xp.abs(x) ** p).sum(axis=axes, keepdims=True) ** (1 / p)
+        if p == 0:
+            y = (x != 0).sum(axis=axes, keepdims=True).astype(x.dtype)
+        else:
+            y = (xp.abs(x) ** p).sum(axis=axes, keepdims=True) ** (1 / p)
         ctx.save_for_backward(x, y)
         ctx.p, ctx.axes, ctx.keepdim = p, axes, keepdim
         return y if keepdim else y.squeeze(axis=axes)
@@ -152,6 +156,8 @@ class Norm(Function):
         the ratio so that neither power overflows; taken as 0 where ||x|| = 0, as PyTorch."""
         x, y = ctx.saved_tensors
         xp = array_module(x)
+        if ctx.p == 0:
+            return xp.zeros_like(x), None, None, None
         g = expand_reduced(grad, x.shape, ctx.axes, ctx.keepdim)
         ratio = xp.abs(x) / xp.where(y == 0, 1, y)
         return g * xp.sign(x) * ratio ** (ctx.p - 1) * (y != 0), None, None, None
@@ -291,12 +297,13 @@ def prod(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
 
 def norm(input: Tensor, p: Any = 2, dim: Dim = None, keepdim: bool = False) -> Tensor:
     """Vector p-norm over ``dim`` (all axes when None): p = 2 or 'fro' (the default), 1, 3, any
-    finite p != 0, inf (max |x|) or -inf (min |x|). The gradient is 0 where the norm is 0."""
+    finite p, 0 (the count of nonzeros), inf (max |x|) or -inf (min |x|). The gradient is 0
+    where the norm is 0."""
     axes = normalize_dims(dim, input.ndim, "norm")
     if p == "fro":
         p = 2
-    if isinstance(p, str) or p == 0:
-        raise ValueError(f"norm: p must be a nonzero number, 'fro', inf or -inf, got {p!r}")
+    if isinstance(p, str):
+        raise ValueError(f"norm: p must be a number, 'fro', inf or -inf, got {p!r}")
     if p == float("inf"):
         return amax(E.abs(input), axes, keepdim)
     if p == float("-inf"):
