@@ -505,6 +505,11 @@ class Tensor:
     def gather(self, dim: int, index: Any) -> "Tensor": return F.gather(self, dim, index)
     def index_select(self, dim: int, index: Any) -> "Tensor": return F.index_select(self, dim, index)
     def contiguous(self) -> "Tensor": return self
+    def scatter(self, dim: int, index: Any, src: Any = None, *, value: Any = None, reduce: str | None = None) -> "Tensor":
+        return F.scatter(self, dim, index, src, value=value, reduce=reduce)
+    def scatter_add(self, dim: int, index: Any, src: "Tensor") -> "Tensor": return F.scatter_add(self, dim, index, src)
+    def index_add(self, dim: int, index: Any, source: "Tensor", *, alpha: Any = 1) -> "Tensor": return F.index_add(self, dim, index, source, alpha=alpha)
+    def masked_scatter(self, mask: Any, source: "Tensor") -> "Tensor": return F.masked_scatter(self, mask, source)
 
     # sorting and selection (functional/sorting.py)
     def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any: return F.sort(self, dim, descending, stable)

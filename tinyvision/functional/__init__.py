@@ -7,7 +7,8 @@ from tinyvision.functional.elementwise import (
     abs, add, cast, clamp, clip, clone, cos, div, eq, exp, ge, gelu, gt, le, leaky_relu, log,
     log1p, logical_and, logical_not, logical_or, lt, maximum, minimum, mul, ne, neg, pow, relu,
     rsqrt, sigmoid, silu, sin, softplus, sqrt, sub, tanh, to_device, where)
-from tinyvision.functional.indexing import (gather, getitem, index_put, index_select, masked_fill,
+from tinyvision.functional.indexing import (gather, getitem, index_add, index_put, index_select,
+                                            masked_fill, masked_scatter, scatter, scatter_add,
                                             unwrap_index)
 from tinyvision.functional.linalg import linear, matmul
 from tinyvision.functional.loss import (binary_cross_entropy_with_logits, cross_entropy, dropout,
