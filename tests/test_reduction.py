@@ -249,3 +249,17 @@ def test_bad_input():
         tv.max(x, (0, 1))
     with pytest.raises(ValueError, match="norm: p must be a number, 'fro', inf or -inf, got 'nuc'"):
         tv.norm(x, "nuc")
+
+
+@pytest.mark.parametrize("op", ["all", "any"])
+@pytest.mark.parametrize("dim, keepdim", [(None, False), (0, False), (1, True), ((0, 1), False), (-1, False)])
+def test_all_any(op, dim, keepdim):
+    x = np.array([[0.0, 1.0, 2.0], [3.0, 0.5, -1.0], [0.0, 0.0, 0.0]])
+    for values in (x, x > 0):
+        ours, theirs = tv.tensor(values), torch.tensor(values)
+        if dim is None:
+            a, b = getattr(tv, op)(ours), getattr(torch, op)(theirs)
+        else:
+            a, b = getattr(ours, op)(dim, keepdim), getattr(torch, op)(theirs, dim, keepdim)
+        assert a.dtype == np.bool_ and tuple(a.shape) == tuple(b.shape)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

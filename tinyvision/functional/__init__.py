@@ -4,9 +4,10 @@ Also importable as ``tinyvision.nn.functional``, PyTorch's name for the same thi
 """
 from tinyvision.functional.conv import conv2d, conv_transpose2d, fold, unfold
 from tinyvision.functional.elementwise import (
-    abs, add, cast, clamp, clip, clone, cos, div, eq, exp, ge, gelu, gt, le, leaky_relu, log,
-    log1p, logical_and, logical_not, logical_or, lt, maximum, minimum, mul, ne, neg, pow, relu,
-    rsqrt, sigmoid, silu, sin, softplus, sqrt, sub, tanh, to_device, where)
+    abs, add, allclose, arctan2, atan2, cast, ceil, clamp, clip, clone, cos, div, eq, erf, exp,
+    floor, ge, gelu, gt, isclose, isfinite, isinf, isnan, le, leaky_relu, lerp, log, log1p,
+    logical_and, logical_not, logical_or, lt, maximum, minimum, mul, ne, neg, pow, relu, round,
+    rsqrt, sigmoid, sign, silu, sin, softplus, sqrt, square, sub, tanh, to_device, where)
 from tinyvision.functional.indexing import (gather, getitem, index_add, index_put, index_select,
                                             masked_fill, masked_scatter, scatter, scatter_add,
                                             unwrap_index)
@@ -19,8 +20,9 @@ from tinyvision.functional.pooling import (adaptive_avg_pool2d, adaptive_max_poo
                                            max_pool2d)
 from tinyvision.functional.attention import scaled_dot_product_attention
 from tinyvision.functional.resize import interpolate, pixel_shuffle, pixel_unshuffle
-from tinyvision.functional.reduction import (amax, amin, argmax, argmin, log_softmax, logsumexp,
-                                             max, mean, min, norm, prod, softmax, std, sum, var)
+from tinyvision.functional.reduction import (all, amax, amin, any, argmax, argmin, log_softmax,
+                                             logsumexp, max, mean, min, norm, prod, softmax, std,
+                                             sum, var)
 from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, expand, flatten,
                                          flip, movedim, pad, permute, repeat, reshape, roll,
                                          split, squeeze, stack, swapaxes, tile, transpose,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import builtins
 from collections import namedtuple
-from typing import Any
+from typing import Any as Any
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def _max_shift(x, axes: tuple[int, ...]):
     never overflows. 0 where the max is not finite (an all -inf row stays -inf, not NaN) and
     over an empty dim (where max() has no value but the sum of exps is just 0)."""
     xp = array_module(x)
-    if any(x.shape[a] == 0 for a in axes):
+    if builtins.any(x.shape[a] == 0 for a in axes):
         return xp.zeros([1 if a in axes else n for a, n in enumerate(x.shape)], dtype=x.dtype)
     m = x.max(axis=axes, keepdims=True)
     return xp.where(xp.isfinite(m), m, 0)
@@ -284,6 +284,22 @@ def _arg(input: Tensor, dim: int | None, keepdim: bool, op: str) -> Tensor:
     axis = normalize_dim(dim, x.ndim, op)
     _check_nonempty(op, x.shape, (axis,) if x.ndim else ())
     return Tensor(getattr(x, op)(axis=axis, keepdims=keepdim).astype(np.int64))
+
+
+def _logical(op: str, input: Tensor, dim: Dim, keepdim: bool) -> Tensor:
+    x = input.data
+    axes = normalize_dims(dim, x.ndim, op)
+    return Tensor(getattr(x != 0, op)(axis=axes, keepdims=keepdim))
+
+
+def all(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    """True where every element over ``dim`` is nonzero (bool, no gradient)."""
+    return _logical("all", input, dim, keepdim)
+
+
+def any(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    """True where some element over ``dim`` is nonzero (bool, no gradient)."""
+    return _logical("any", input, dim, keepdim)
 
 
 def logsumexp(input: Tensor, dim: Dim, keepdim: bool = False) -> Tensor:
