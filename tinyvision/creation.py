@@ -143,3 +143,20 @@ def rand_like(t: Tensor, dtype: Any = None) -> Tensor:
 
 def randn_like(t: Tensor, dtype: Any = None) -> Tensor:
     return randn(t.shape, dtype=dtype or t.dtype, device=t.device)
+
+
+def is_tensor(obj: Any) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: str | None = None) -> Tensor:
+    """``data`` as a Tensor, sharing memory when it can: a Tensor or an array of the asked
+    dtype and device comes back without a copy (a Tensor as itself); anything else is copied
+    as by :func:`tensor`."""
+    if isinstance(data, Tensor):
+        same = (dtype is None or np.dtype(dtype) == data.dtype) and (device is None or compat.check_device(device) == data.device)
+        return data if same else data.to(*[a for a in (device, dtype) if a is not None])
+    if compat.is_array(data) and (dtype is None or np.dtype(dtype) == data.dtype) and (
+            device is None or compat.check_device(device) == compat.device_of(data)):
+        return Tensor(data)
+    return tensor(data, dtype=dtype, device=device)

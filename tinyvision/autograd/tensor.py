@@ -287,6 +287,20 @@ class Tensor:
     def type_as(self, other: "Tensor") -> "Tensor":
         return self.to(other.dtype)
 
+    def type(self, dtype: Any = None) -> "str | Tensor":
+        """With no argument, the type's name ('tinyvision.FloatTensor', as PyTorch's
+        'torch.FloatTensor'); with a dtype (or such a name), this tensor cast to it."""
+        if dtype is None:
+            return f"tinyvision.{_TYPE_NAMES.get(self.dtype, str(self.dtype))}Tensor"
+        if isinstance(dtype, str):
+            name = dtype.split(".")[-1].removesuffix("Tensor")
+            found = [d for d, n in _TYPE_NAMES.items() if n == name]
+            if not found:
+                raise ValueError(f"type: unknown tensor type {dtype!r}; expected one of "
+                                 f"{sorted(n + 'Tensor' for n in _TYPE_NAMES.values())}")
+            dtype = found[0]
+        return self.to(np.dtype(dtype))
+
     def clone(self) -> "Tensor":
         return F.clone(self)
 
@@ -533,6 +547,12 @@ class Tensor:
     def gather(self, dim: int, index: Any) -> "Tensor": return F.gather(self, dim, index)
     def index_select(self, dim: int, index: Any) -> "Tensor": return F.index_select(self, dim, index)
     def contiguous(self) -> "Tensor": return self
+    def t(self) -> "Tensor": return F.t(self)
+    def view_as(self, other: "Tensor") -> "Tensor": return F.view_as(self, other)
+    def narrow(self, dim: int, start: int, length: int) -> "Tensor": return F.narrow(self, dim, start, length)
+    def unbind(self, dim: int = 0) -> tuple["Tensor", ...]: return F.unbind(self, dim)
+    def repeat_interleave(self, repeats: Any = None, dim: int | None = None, *, output_size: int | None = None) -> "Tensor":
+        return F.repeat_interleave(self, repeats, dim, output_size=output_size)
     def scatter(self, dim: int, index: Any, src: Any = None, *, value: Any = None, reduce: str | None = None) -> "Tensor":
         return F.scatter(self, dim, index, src, value=value, reduce=reduce)
     def scatter_add(self, dim: int, index: Any, src: "Tensor") -> "Tensor": return F.scatter_add(self, dim, index, src)
@@ -560,6 +580,11 @@ class Tensor:
     def tril(self, diagonal: int = 0) -> "Tensor": return F.tril(self, diagonal)
     def triu(self, diagonal: int = 0) -> "Tensor": return F.triu(self, diagonal)
     def diag(self, diagonal: int = 0) -> "Tensor": return F.diag(self, diagonal)
+
+
+_TYPE_NAMES = {np.dtype(d): n for d, n in [(np.float32, "Float"), (np.float64, "Double"), (np.float16, "Half"),
+                                           (np.int64, "Long"), (np.int32, "Int"), (np.int16, "Short"),
+                                           (np.int8, "Char"), (np.uint8, "Byte"), (np.bool_, "Bool")]}
 
 
 def _shape_args(args: tuple) -> tuple:

@@ -24,9 +24,10 @@ from tinyvision.functional.reduction import (all, amax, amin, any, argmax, argmi
                                              logsumexp, max, mean, min, norm, prod, softmax, std,
                                              sum, var)
 from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, expand, flatten,
-                                         flip, movedim, pad, permute, repeat, reshape, roll,
-                                         split, squeeze, stack, swapaxes, tile, transpose,
-                                         unflatten, unsqueeze, view)
+                                         flip, meshgrid, movedim, narrow, numel, pad, permute,
+                                         repeat, repeat_interleave, reshape, roll, split,
+                                         squeeze, stack, swapaxes, t, tile, transpose, unbind,
+                                         unflatten, unsqueeze, view, view_as)
 from tinyvision.functional.sorting import (argsort, kthvalue, median, nonzero, searchsorted, sort,
                                            topk, unique)
 from tinyvision.functional.scan import cumprod, cumsum, diff
