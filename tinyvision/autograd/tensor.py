@@ -371,6 +371,9 @@ class Tensor:
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
         return self._fill_with("normal_", mean + std * random.randn_array(self.shape, self.device, self.dtype))
 
+    def bernoulli(self, p: float | None = None) -> "Tensor": return creation.bernoulli(self, p)
+    def multinomial(self, num_samples: int, replacement: bool = False) -> "Tensor": return creation.multinomial(self, num_samples, replacement)
+
     def bernoulli_(self, p: float = 0.5) -> "Tensor":
         return self._fill_with("bernoulli_", random.rand_array(self.shape, self.device, np.float64) < p)
 
