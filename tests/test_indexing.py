@@ -294,3 +294,20 @@ SCATTER_BAD = [
 def test_scatter_family_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_zero_dim_index_select_and_gather_as_pytorch():
+    x = np.array(1.5)
+    check_both(lambda t: tv.index_select(t, 0, tv.tensor([0])), lambda t: torch.index_select(t, 0, torch.tensor([0])), [x])
+    check_both(lambda t: tv.gather(t, -1, tv.tensor(0)), lambda t: torch.gather(t, -1, torch.tensor(0)), [x])
+    check_both(lambda t: t.gather(0, tv.tensor([0, 0])), lambda t: t.gather(0, torch.tensor([0, 0])), [x])
+
+
+def test_embedding_index_ranks_as_pytorch():
+    """0-d and 1-d indices look rows up like PyTorch; a 1-D weight is refused, as there."""
+    weight = np.random.default_rng(7).standard_normal((4, 3))
+    for idx in (2, [1, 3, 1]):
+        check_both(lambda w: tv.embedding(tv.tensor(idx), w),
+                   lambda w: torch.nn.functional.embedding(torch.tensor(idx), w), [weight])
+    with pytest.raises(ValueError, match=r"embedding: weight must be .*got shape \(3,\)"):
+        tv.embedding(tv.tensor([1]), tv.ones(3))

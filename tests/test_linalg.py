@@ -181,3 +181,15 @@ NAMED_BAD = [
 def test_named_products_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [((2, 0, 3), (3, 0)), ((2, 3, 0), (0, 3)), ((2, 3, 0), (0, 0)),
+                                              ((0, 3, 3), (3, 0)), ((2, 1, 0, 3), (3, 4)), ((0,), (0, 2))])
+def test_zero_size_matmul_backward(a_shape, b_shape):
+    """Batched (..., n, k) @ (k, m) folds the batch into rows; with a 0 somewhere the row count
+    must be written out (NumPy cannot infer -1 among zeros)."""
+    rng = np.random.default_rng(0)
+    check(tv.matmul, torch.matmul, [rng.standard_normal(a_shape), rng.standard_normal(b_shape)])
+    if len(a_shape) > 1:
+        w = rng.standard_normal(b_shape[::-1])
+        check(tv.linear, TF.linear, [rng.standard_normal(a_shape), w, rng.standard_normal(b_shape[1])])

@@ -377,3 +377,11 @@ SHAPE_BAD = [
 def test_new_shape_ops_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cat_skips_empty_one_d_tensors_as_pytorch(dim):
+    empty = np.zeros(0)
+    check_op(lambda a, e, b: tv.cat([e, a, e, b], dim), lambda a, e, b: torch.cat([e, a, e, b], dim),
+             data((2, 3)), empty, data((2, 3), seed=1))
+    assert tv.cat([tv.ones(0), tv.ones(0)]).shape == (0,)

@@ -508,10 +508,10 @@ class Tensor:
 
     def sum(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.sum(self, dim, keepdim)
     def mean(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.mean(self, dim, keepdim)
-    def var(self, dim: Any = None, keepdim: bool = False, *, correction: int = 1) -> "Tensor":
-        return F.var(self, dim, keepdim=keepdim, correction=correction)
-    def std(self, dim: Any = None, keepdim: bool = False, *, correction: int = 1) -> "Tensor":
-        return F.std(self, dim, keepdim=keepdim, correction=correction)
+    def var(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *, correction: int | None = None) -> "Tensor":
+        return F.var(self, dim, unbiased, keepdim, correction=correction)
+    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *, correction: int | None = None) -> "Tensor":
+        return F.std(self, dim, unbiased, keepdim, correction=correction)
     def max(self, dim: Any = None, keepdim: bool = False) -> Any: return F.max(self, dim, keepdim)
     def min(self, dim: Any = None, keepdim: bool = False) -> Any: return F.min(self, dim, keepdim)
     def amax(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.amax(self, dim, keepdim)
@@ -519,7 +519,7 @@ class Tensor:
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor": return F.argmax(self, dim, keepdim)
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> "Tensor": return F.argmin(self, dim, keepdim)
     def logsumexp(self, dim: Any, keepdim: bool = False) -> "Tensor": return F.logsumexp(self, dim, keepdim)
-    def prod(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.prod(self, dim, keepdim)
+    def prod(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> "Tensor": return F.prod(self, dim, keepdim, dtype=dtype)
     def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.norm(self, p, dim, keepdim)
     def softmax(self, dim: int) -> "Tensor": return F.softmax(self, dim)
     def log_softmax(self, dim: int) -> "Tensor": return F.log_softmax(self, dim)

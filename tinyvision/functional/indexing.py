@@ -143,8 +143,11 @@ def _int_index(op: str, index: Any) -> Any:
 
 def index_select(input: Tensor, dim: int, index: Any) -> Tensor:
     """Pick entries ``index`` (1-D, ints) along ``dim``: out.shape[dim] = len(index)."""
-    d = normalize_dim(dim, input.ndim, "index_select")
     idx = _int_index("index_select", index)
+    if input.ndim == 0:  # PyTorch: a 0-d tensor is one element along dim 0 (and stays 0-d)
+        normalize_dim(dim, 0, "index_select")
+        return index_select(input.reshape(1), 0, Tensor(idx.reshape(-1))).reshape(())
+    d = normalize_dim(dim, input.ndim, "index_select")
     if idx.ndim != 1:
         raise ValueError(f"index_select: index must be 1-D, got shape {tuple(idx.shape)}")
     n = input.shape[d]
@@ -160,8 +163,11 @@ def gather(input: Tensor, dim: int, index: Any) -> Tensor:
     ``index`` has input's rank; along the other dims it may be smaller than input.
     Gradient: scatter-added back to the gathered positions.
     """
-    d = normalize_dim(dim, input.ndim, "gather")
     idx = _int_index("gather", index)
+    if input.ndim == 0:  # PyTorch: a 0-d tensor is one element along dim 0
+        normalize_dim(dim, 0, "gather")
+        return gather(input.reshape(1), 0, Tensor(idx.reshape(-1))).reshape(idx.shape)
+    d = normalize_dim(dim, input.ndim, "gather")
     if idx.ndim != input.ndim or any(idx.shape[a] > input.shape[a] for a in range(idx.ndim) if a != d):
         raise ValueError(f"gather: index shape {tuple(idx.shape)} does not fit input shape "
                          f"{input.shape} for dim {dim} (same rank, no larger outside dim)")

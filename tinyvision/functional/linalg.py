@@ -29,7 +29,7 @@ class MatMul(Function):
                              f"({a.shape[:-2]} and {b.shape[:-2]}) cannot be broadcast together") from None
         ctx.save_for_backward(a, b)
         if _rows_times_matrix(a, b):  # (..., n, k) @ (k, m) as one GEMM: NumPy's batch loop is ~50x slower
-            return (a.reshape(-1, ka) @ b).reshape(*a.shape[:-1], b.shape[1])
+            return (a.reshape(_rows(a), ka) @ b).reshape(*a.shape[:-1], b.shape[1])
         return a @ b
 
     @staticmethod
@@ -38,9 +38,9 @@ class MatMul(Function):
         batch dims. A 1-D operand is treated as a row (A) or column (B) vector."""
         a, b = ctx.saved_tensors
         if _rows_times_matrix(a, b):  # the batch dims are just more rows: dB = A^T G over all of them
-            G = grad.reshape(-1, b.shape[1])
+            G = grad.reshape(_rows(a), b.shape[1])
             ga = (G @ b.T).reshape(a.shape) if ctx.needs_input_grad[0] else None
-            gb = a.reshape(-1, b.shape[0]).T @ G if ctx.needs_input_grad[1] else None
+            gb = a.reshape(_rows(a), b.shape[0]).T @ G if ctx.needs_input_grad[1] else None
             return ga, gb
         A = a[None, :] if a.ndim == 1 else a
         B = b[:, None] if b.ndim == 1 else b
@@ -55,6 +55,12 @@ class MatMul(Function):
         if ctx.needs_input_grad[1]:
             gb = sum_to(A.swapaxes(-1, -2) @ G, B.shape).reshape(b.shape)
         return ga, gb
+
+
+def _rows(a) -> int:
+    """The number of rows of ``a`` seen as a matrix (every dim but the last); written out, not
+    -1, which NumPy cannot infer when a dim is 0."""
+    return int(np.prod(a.shape[:-1]))
 
 
 def _rows_times_matrix(a, b) -> bool:

@@ -208,14 +208,31 @@ def mean(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
     return Sum.apply(input, axes, keepdim) / n
 
 
-def var(input: Tensor, dim: Dim = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
-    """Variance over ``dim``; ``correction=1`` (the default, as in PyTorch) divides by n - 1."""
-    return Var.apply(input, normalize_dims(dim, input.ndim, "var"), keepdim, correction, False)
+def _correction(op: str, dim: Any, unbiased: Any, correction: Any) -> tuple[Any, int]:
+    """PyTorch's three spellings: var(x, dim, unbiased, keepdim), var(x, unbiased) and
+    var(x, dim, correction=c); unbiased=True is correction 1, False is 0."""
+    if isinstance(dim, bool):  # var(x, False): the bool is unbiased
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{op}: give unbiased or correction, not both")
+    if unbiased is not None:
+        return dim, int(bool(unbiased))
+    return dim, 1 if correction is None else correction
 
 
-def std(input: Tensor, dim: Dim = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
-    """Standard deviation, sqrt(var); its gradient is 0 where it is 0."""
-    return Var.apply(input, normalize_dims(dim, input.ndim, "std"), keepdim, correction, True)
+def var(input: Tensor, dim: Dim = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: int | None = None) -> Tensor:
+    """Variance over ``dim``: sum((x - mean)^2) / (n - correction); correction 1 (the
+    default, as in PyTorch; unbiased=True) divides by n - 1, 0 (unbiased=False) by n."""
+    dim, c = _correction("var", dim, unbiased, correction)
+    return Var.apply(input, normalize_dims(dim, input.ndim, "var"), keepdim, c, False)
+
+
+def std(input: Tensor, dim: Dim = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: int | None = None) -> Tensor:
+    """Standard deviation, sqrt(var) (same arguments); its gradient is 0 where it is 0."""
+    dim, c = _correction("std", dim, unbiased, correction)
+    return Var.apply(input, normalize_dims(dim, input.ndim, "std"), keepdim, c, True)
 
 
 def _check_nonempty(op: str, shape: tuple[int, ...], axes: tuple[int, ...]) -> None:
@@ -307,7 +324,11 @@ def logsumexp(input: Tensor, dim: Dim, keepdim: bool = False) -> Tensor:
     return LogSumExp.apply(input, normalize_dims(dim, input.ndim, "logsumexp"), keepdim)
 
 
-def prod(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+def prod(input: Tensor, dim: Dim = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    """Product over ``dim``; ``dtype`` casts the input first (e.g. ints to float64), as in
+    PyTorch. Gradient: the product of the other elements, exact with zeros."""
+    if dtype is not None:
+        input = E.cast(input, dtype)
     return Prod.apply(input, normalize_dims(dim, input.ndim, "prod"), keepdim)
 
 
@@ -329,9 +350,13 @@ def norm(input: Tensor, p: Any = 2, dim: Dim = None, keepdim: bool = False) -> T
 
 def softmax(input: Tensor, dim: int) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim``, shifted by the max for stability."""
+    if input.ndim == 0:  # PyTorch: a 0-d tensor is a softmax over one element
+        return Softmax.apply(input.reshape(1), normalize_dim(dim, 1, "softmax")).reshape(())
     return Softmax.apply(input, normalize_dim(dim, input.ndim, "softmax"))
 
 
 def log_softmax(input: Tensor, dim: int) -> Tensor:
     """x - logsumexp(x) along ``dim``: stable where log(softmax(x)) underflows to -inf."""
+    if input.ndim == 0:
+        return LogSoftmax.apply(input.reshape(1), normalize_dim(dim, 1, "log_softmax")).reshape(())
     return LogSoftmax.apply(input, normalize_dim(dim, input.ndim, "log_softmax"))

@@ -256,10 +256,13 @@ def roll(input: Tensor, shifts: Any, dims: Any = None) -> Tensor:
 
 
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
-    """Join along ``dim``; every other dim must agree (the error lists the shapes)."""
+    """Join along ``dim``; every other dim must agree (the error lists the shapes).
+    Empty 1-D tensors (shape (0,)) are skipped whatever the others' shapes, as PyTorch does."""
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
+    if any(t.shape != (0,) for t in tensors):
+        tensors = [t for t in tensors if t.shape != (0,)]
     axis = normalize_dim(dim, tensors[0].ndim, "cat")
     ref = tensors[0].shape
     for t in tensors[1:]:
