@@ -35,15 +35,6 @@ creation = _AtCallTime("tinyvision.creation")
 random = _AtCallTime("tinyvision.random")
 
 
-class _VersionCounter:
-    """How many in-place changes an array has seen; shared by a tensor, its views and
-    ``detach()``es, which all read and write the same memory."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0
-
 _default_dtype = np.dtype(np.float32)
 
 
@@ -82,7 +73,9 @@ class Tensor:
         self.grad: Tensor | None = None
         self.grad_fn = grad_fn
         self._requires_grad = False
-        self._version_counter = _view_of._version_counter if _view_of is not None else _VersionCounter()
+        # how many in-place changes this memory has seen: one slot, shared with the tensors
+        # that view the same memory (views, detach()), so a change through any is seen by all
+        self._version_counter: list[int] = _view_of._version_counter if _view_of is not None else [0]
         self._hooks: dict = {}  # a leaf's register_hook functions (a non-leaf's live on grad_fn)
         self.requires_grad = requires_grad or grad_fn is not None
 
@@ -112,7 +105,7 @@ class Tensor:
     @property
     def _version(self) -> int:
         """The number of in-place changes to this tensor's memory (PyTorch's ``_version``)."""
-        return self._version_counter.value
+        return self._version_counter[0]
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on a non-leaf tensor too (leaves always keep theirs)."""
@@ -336,7 +329,7 @@ class Tensor:
             raise RuntimeError(f"{op}: result type {values.dtype} can't be cast to the desired "
                                f"output type {self.dtype}")
         self.data[...] = values
-        self._version_counter.value += 1
+        self._version_counter[0] += 1
         return self
 
     def _fill_with(self, op: str, values: Any) -> "Tensor":
