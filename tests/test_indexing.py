@@ -311,3 +311,14 @@ def test_embedding_index_ranks_as_pytorch():
                    lambda w: torch.nn.functional.embedding(torch.tensor(idx), w), [weight])
     with pytest.raises(ValueError, match=r"embedding: weight must be .*got shape \(3,\)"):
         tv.embedding(tv.tensor([1]), tv.ones(3))
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_index_put_with_index_tensors(accumulate):
+    rng = np.random.default_rng(9)
+    rows, cols = np.array([0, 2, 0]), np.array([1, 3, 1])
+    if not accumulate:
+        rows, cols = rows[:2], cols[:2]  # a repeated position without accumulate has no defined winner
+    check_both(lambda x, v: tv.index_put(x, (tv.tensor(rows), tv.tensor(cols)), v, accumulate),
+               lambda x, v: torch.index_put(x, (torch.tensor(rows), torch.tensor(cols)), v, accumulate),
+               [rng.standard_normal((3, 4)), rng.standard_normal(len(rows))])

@@ -193,3 +193,9 @@ def test_zero_size_matmul_backward(a_shape, b_shape):
     if len(a_shape) > 1:
         w = rng.standard_normal(b_shape[::-1])
         check(tv.linear, TF.linear, [rng.standard_normal(a_shape), w, rng.standard_normal(b_shape[1])])
+
+
+@pytest.mark.parametrize("shapes", [((2,), (3,)), ((2, 3), (2, 2)), ((2, 1, 3), (3, 2)), ((), (2, 2))])
+def test_kron(shapes):
+    rng = np.random.default_rng(8)
+    check(tv.kron, torch.kron, [rng.standard_normal(s) for s in shapes])

@@ -573,6 +573,10 @@ class Tensor:
     def bmm(self, mat2: "Tensor") -> "Tensor": return F.bmm(self, mat2)
     def addmm(self, mat1: "Tensor", mat2: "Tensor", *, beta: float = 1, alpha: float = 1) -> "Tensor": return F.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
     def outer(self, vec2: "Tensor") -> "Tensor": return F.outer(self, vec2)
+    def kron(self, other: "Tensor") -> "Tensor": return F.kron(self, other)
+    def index_put(self, indices: Any, values: Any, accumulate: bool = False) -> "Tensor": return F.index_put(self, indices, values, accumulate)
+    def index_put_(self, indices: Any, values: Any, accumulate: bool = False) -> "Tensor":
+        return self._inplace("index_put_", lambda t, v: F.index_put(t, indices, v, accumulate), values)
     def tril(self, diagonal: int = 0) -> "Tensor": return F.tril(self, diagonal)
     def triu(self, diagonal: int = 0) -> "Tensor": return F.triu(self, diagonal)
     def diag(self, diagonal: int = 0) -> "Tensor": return F.diag(self, diagonal)

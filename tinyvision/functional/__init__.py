@@ -11,7 +11,6 @@ from tinyvision.functional.elementwise import (
 from tinyvision.functional.indexing import (gather, getitem, index_add, index_put, index_select,
                                             masked_fill, masked_scatter, scatter, scatter_add,
                                             unwrap_index)
-from tinyvision.functional.linalg import linear, matmul
 from tinyvision.functional.loss import (binary_cross_entropy_with_logits, cross_entropy, dropout,
                                         l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 from tinyvision.functional.normalization import (batch_norm, embedding, group_norm, layer_norm,
@@ -31,5 +30,5 @@ from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, 
 from tinyvision.functional.sorting import (argsort, kthvalue, median, nonzero, searchsorted, sort,
                                            topk, unique)
 from tinyvision.functional.scan import cumprod, cumsum, diff
-from tinyvision.functional.linalg import (addmm, bmm, cdist, diag, einsum, ger, mm, outer, tril,
-                                          triu)
+from tinyvision.functional.linalg import (addmm, bmm, cdist, diag, einsum, ger, kron, mm, outer,
+                                          linear, matmul, tril, triu)

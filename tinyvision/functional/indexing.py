@@ -50,24 +50,30 @@ class GetItem(Function):
 
 
 class IndexPut(Function):
-    """``out = input.clone(); out[index] = values``: what ``input[index] = values`` records.
-    The overwritten positions send input no gradient; values get the gradient read back at
-    ``index`` (summed over what values was broadcast to)."""
+    """``out = input.clone(); out[index] = values`` (what ``input[index] = values`` records),
+    or ``out[index] += values`` with ``accumulate`` (repeated positions add up). Overwritten
+    positions send input no gradient; values get the gradient read back at ``index`` (summed
+    over what values was broadcast to)."""
 
     @staticmethod
-    def forward(ctx: Context, x, index, values):
+    def forward(ctx: Context, x, index, values, accumulate):
         out = x.copy()
-        out[index] = values
-        ctx.index = index
+        if accumulate:
+            compat.scatter_add(out, index, array_module(x).broadcast_to(values, out[index].shape))
+        else:
+            out[index] = values
+        ctx.index, ctx.accumulate = index, accumulate
         return out
 
     @staticmethod
     def backward(ctx: Context, grad):
         gx = None
         if ctx.needs_input_grad[0]:
-            gx = grad.copy()
-            gx[ctx.index] = 0
-        return gx, None, grad[ctx.index] if ctx.needs_input_grad[2] else None
+            gx = grad
+            if not ctx.accumulate:
+                gx = grad.copy()
+                gx[ctx.index] = 0
+        return gx, None, grad[ctx.index] if ctx.needs_input_grad[2] else None, None
 
 
 def _is_int(i: Any) -> bool:
@@ -112,10 +118,12 @@ def getitem(input: Tensor, index: Any) -> Tensor:
     return GetItem.apply(GetItem.apply(input, first), second)
 
 
-def index_put(input: Tensor, index: Any, values: Any) -> Tensor:
-    """A copy of ``input`` with ``input[index] = values`` (NumPy's indexing rules, ``values``
-    broadcast); what ``Tensor.__setitem__`` runs. Gradient: 0 at the written positions for
-    input, the gradient there for values."""
+def index_put(input: Tensor, indices: Any, values: Any, accumulate: bool = False) -> Tensor:
+    """A copy of ``input`` with ``input[indices] = values`` (``values`` broadcast), or ``+=``
+    with ``accumulate``; ``indices`` is a tuple of index tensors as in PyTorch, or any index
+    expression (NumPy's rules); ``Tensor.__setitem__`` runs this. Gradient: input's passes
+    except at overwritten positions; values get the gradient at ``indices``."""
+    index = indices
     index = unwrap_index(index)
     index = tuple(_on_device(i, input) for i in (index if isinstance(index, tuple) else (index,)))
     if not isinstance(values, Tensor):
@@ -123,7 +131,7 @@ def index_put(input: Tensor, index: Any, values: Any) -> Tensor:
         values = values.astype(input.dtype, copy=False) if values.dtype.kind in "biuf" else values
     elif values.dtype != input.dtype:
         values = E.cast(values, input.dtype)
-    return IndexPut.apply(input, index, values)
+    return IndexPut.apply(input, index, values, accumulate)
 
 
 def _on_device(i: Any, like: Tensor) -> Any:

@@ -137,6 +137,19 @@ def outer(input: Tensor, vec2: Tensor) -> Tensor:
 ger = outer
 
 
+def kron(input: Tensor, other: Tensor) -> Tensor:
+    """Kronecker product: block (i, j, ...) of the result is input[i, j, ...] * other.
+    Shapes (a0, a1, ...) and (b0, b1, ...) give (a0 b0, a1 b1, ...) (the shorter padded with
+    leading 1s). Written as a broadcast product of (a0, 1, a1, 1, ...) and (1, b0, 1, b1, ...)
+    reshaped, so the gradient is the product's."""
+    n = max(input.ndim, other.ndim)
+    a_shape = (1,) * (n - input.ndim) + input.shape
+    b_shape = (1,) * (n - other.ndim) + other.shape
+    a = input.reshape([d for k in a_shape for d in (k, 1)])
+    b = other.reshape([d for k in b_shape for d in (1, k)])
+    return (a * b).reshape([x * y for x, y in zip(a_shape, b_shape)])
+
+
 # ------------------------------------------------------------------ einsum
 class Einsum(Function):
     """out = einsum(equation, *operands), equation written out in full ('ij,jk->ik').
