@@ -2,7 +2,7 @@
 
 Also importable as ``tinyvision.nn.functional``, PyTorch's name for the same thing.
 """
-from tinyvision.functional.conv import conv2d, conv_transpose2d, fold, unfold
+from tinyvision.functional.conv import conv1d, conv2d, conv3d, conv_transpose2d, fold, unfold
 from tinyvision.functional.elementwise import (
     abs, add, cast, clamp, clip, clone, cos, div, eq, exp, ge, gt, le, log,
     log1p, logical_and, logical_not, logical_or, lt, maximum, minimum, mul, ne, neg, pow,
