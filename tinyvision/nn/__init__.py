@@ -11,6 +11,8 @@ from tinyvision.nn.embedding import Embedding
 from tinyvision.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
                                        TransformerEncoder, TransformerEncoderLayer)
 from tinyvision.nn.linear import Flatten, Linear
+from tinyvision.nn.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
+                                MSELoss, NLLLoss, SmoothL1Loss)
 from tinyvision.nn.module import (Identity, IncompatibleKeys, Module, ModuleDict, ModuleList,
                                   Parameter, RemovableHandle, Sequential)
 from tinyvision.nn.normalization import (BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm,
