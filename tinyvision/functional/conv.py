@@ -29,7 +29,7 @@ from tinyvision.functional._util import ntuple, output_sizes, pair
 from tinyvision.functional.shape import pad
 from tinyvision.kernels.compat import array_module, device_of
 from tinyvision.kernels.dispatch import kernel
-from tinyvision.kernels.reference.conv import conv_output_size
+from tinyvision.kernels.reference.conv import conv_output_size, conv_transpose_output_size
 
 IntOrPair = int | Sequence[int]
 
@@ -352,8 +352,8 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
         if output_padding[axis] >= max(stride[axis], dilation[axis]):
             raise ValueError(f"{op}: output_padding {output_padding} must be smaller than stride {stride} "
                              f"or dilation {dilation}")
-    out_hw = tuple((x.shape[2 + a] - 1) * stride[a] - 2 * padding[a] + dilation[a] * (weight.shape[2 + a] - 1)
-                   + output_padding[a] + 1 for a in range(2))
+    out_hw = tuple(conv_transpose_output_size(x.shape[2 + a], weight.shape[2 + a], stride[a], padding[a],
+                                              dilation[a], output_padding[a]) for a in range(2))
     if min(out_hw) < 1:
         raise ValueError(f"{op}: output size would be {out_hw}: (input {x.shape[2:]} - 1) * stride {stride} "
                          f"- 2 * padding {padding} + dilation {dilation} * (kernel_size {weight.shape[2:]} - 1) "

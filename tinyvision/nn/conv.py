@@ -16,6 +16,7 @@ from tinyvision import functional as F
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional._util import ntuple
 from tinyvision.functional.conv import padding_widths
+from tinyvision.kernels.reference.conv import conv_transpose_output_size
 from tinyvision.nn.linear import reset_weight_and_bias
 from tinyvision.nn.module import Module, empty_parameter
 
@@ -146,8 +147,8 @@ class ConvTranspose2d(_ConvNd):
         want = tuple(output_size)[-2:]
         extra = []
         for i, (n, target) in enumerate(zip(input.shape[2:], want)):
-            smallest = ((n - 1) * self.stride[i] - 2 * self.padding[i]
-                        + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            smallest = conv_transpose_output_size(n, self.kernel_size[i], self.stride[i], self.padding[i],
+                                                  self.dilation[i])
             if not smallest <= target < smallest + self.stride[i]:
                 raise ValueError(f"ConvTranspose2d: output_size {tuple(output_size)} is not reachable from "
                                  f"input of shape {input.shape}: dim {i} must be in "
