@@ -8,6 +8,8 @@ from tinyvision.nn.attention import MultiheadAttention
 from tinyvision.nn.conv import Conv2d, ConvTranspose2d
 from tinyvision.nn.dropout import Dropout
 from tinyvision.nn.embedding import Embedding
+from tinyvision.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
+                                       TransformerEncoder, TransformerEncoderLayer)
 from tinyvision.nn.linear import Flatten, Linear
 from tinyvision.nn.container import ModuleDict, ModuleList, Sequential
 from tinyvision.nn.module import Identity, IncompatibleKeys, Module, RemovableHandle
