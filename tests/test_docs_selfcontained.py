@@ -54,8 +54,16 @@ def test_nothing_cites_notes_outside_the_repository():
     assert not hits, "cites files a clone lacks (write the fact itself, or point to docs/):\n" + "\n".join(hits)
 
 
+# Files that other work in progress cites before it lands (each with who writes it); a mention
+# of one of these is not counted until then. Remove an entry once its file is in the repository.
+PENDING = {
+    "docs/distributed.md": "the page of tinyvision.distributed (issue #20)",
+    "tests/test_fuzz_errors.py": "the bad-argument fuzz test (issue #13)",
+}
+
+
 def test_every_markdown_file_named_exists():
-    names = {Path(f).name for f in FILES if f.endswith(".md")}
+    names = {Path(f).name for f in FILES if f.endswith(".md")} | {Path(f).name for f in PENDING}
     mention = re.compile(r"(?<![\w.-])[\w-]+(?:\.[\w-]+)*\.md\b")
     hits = [h for h in _hits(mention, TEXTS) if h.rsplit(" ", 1)[1].strip("'") not in names]
     assert not hits, "names a .md file that is not in the repository:\n" + "\n".join(hits)
@@ -70,6 +78,8 @@ OUR_FOLDERS = {"tinyvision", "kernels", "docs", "tests", "benchmarks", "referenc
 def _exists(path: str, cited_in: str) -> bool:
     """Relative to the root, to the citing file, to the package (``nn/module.py``) or to the
     kernels folder (installed as ``tinyvision/kernels``, read as ``reference/conv.py``)."""
+    if path in PENDING:
+        return True
     candidates = [ROOT / path, (ROOT / cited_in).parent / path, ROOT / "tinyvision" / path,
                   ROOT / "kernels" / path, ROOT / path.replace("tinyvision/kernels/", "kernels/", 1)]
     return any(c.exists() for c in candidates)
