@@ -6,6 +6,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tinyvision.kernels.compat import array_module
+from tinyvision.kernels.reference.conv import conv_output_size
 
 
 def normalize_dim(dim: int, ndim: int, op: str) -> int:
@@ -55,18 +56,53 @@ def expand_reduced(grad: Any, shape: tuple[int, ...], axes: tuple[int, ...], kee
     return grad
 
 
-def pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
-    """An int, or a tuple of one or two ints, as a pair; each >= ``minimum``."""
-    if isinstance(value, (int, np.integer)):
-        value = (value, value)
-    pair = tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(pair) == 1:
-        pair = pair * 2
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
+def ntuple(op: str, name: str, value: Any, n: int = 2, minimum: int = 0) -> tuple[int, ...]:
+    """An int, or a sequence of 1 or ``n`` ints, as an ``n``-tuple of ints, each >= ``minimum``.
+
+    The one place that turns ``kernel_size=3`` into (3, 3) (or (3,) / (3, 3, 3)) for every
+    conv, pool, window and layer; the error names the op, the argument and the value.
+    """
+    what = "an int or a pair of ints" if n == 2 else f"an int or a tuple of {n} ints"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        values: tuple = (value,) * n
+    elif isinstance(value, (tuple, list)):
+        values = tuple(value) * n if len(value) == 1 else tuple(value)
+        if len(values) != n:
+            raise ValueError(f"{op}: {name} must be {what}, got {value!r} ({len(value)} values)")
+    else:
+        raise TypeError(f"{op}: {name} must be {what}, got {value!r}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"{op}: {name} must be {what}, got {value!r}")
+    if min(values) < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
+    return tuple(int(v) for v in values)
+
+
+def pair(op: str, name: str, value: Any, minimum: int = 0) -> tuple[int, int]:
+    """``ntuple`` with n = 2: the spatial (H, W) arguments of the 2-D ops."""
+    return ntuple(op, name, value, 2, minimum)  # type: ignore[return-value]
+
+
+_AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+
+
+def output_sizes(op: str, spatial: Sequence[int], kernel_size: Sequence[int], stride: Sequence[int],
+                 padding: Sequence[int], dilation: Sequence[int], ceil_mode: bool = False) -> tuple[int, ...]:
+    """``conv_output_size`` along each spatial axis (the one formula for every conv and pool);
+    a size below 1 names the axis and every argument that produced it."""
+    out = []
+    axes = _AXES.get(len(spatial), tuple(f"dim {i}" for i in range(len(spatial))))
+    for axis, size, k, s, p, d in zip(axes, spatial, kernel_size, stride, padding, dilation):
+        n = conv_output_size(size, k, s, p, d, ceil_mode)
+        if n < 1:
+            raise ValueError(
+                f"{op}: output {axis} would be {n}: (input {size} + 2*padding {p} - dilation {d} * "
+                f"(kernel_size {k} - 1) - 1) // stride {s} + 1 < 1; the dilated kernel "
+                f"({d * (k - 1) + 1}) is larger than the padded input ({size + 2 * p}) "
+                f"[output size with kernel_size={tuple(kernel_size)}, stride={tuple(stride)}, "
+                f"padding={tuple(padding)}, dilation={tuple(dilation)}]")
+        out.append(n)
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- argument checks shared by the ops

@@ -21,7 +21,7 @@ import numpy as np
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.functional._util import pair
+from tinyvision.functional._util import output_sizes, pair
 from tinyvision.functional.shape import pad
 from tinyvision.kernels.compat import array_module, device_of
 from tinyvision.kernels.dispatch import kernel
@@ -66,18 +66,8 @@ def _check_float(op: str, name: str, t: Tensor) -> None:
 
 
 def _output_hw(op: str, hw: Sequence[int], kernel_size: tuple, stride: tuple, padding: tuple,
-               dilation: tuple) -> tuple[int, int]:
-    """conv_output_size on both axes; a size below 1 names every argument that produced it."""
-    out = []
-    for axis, size, k, s, p, d in zip(("height", "width"), hw, kernel_size, stride, padding, dilation):
-        n = conv_output_size(size, k, s, p, d)
-        if n < 1:
-            raise ValueError(
-                f"{op}: output {axis} would be {n}: (input {size} + 2*padding {p} - dilation {d} * "
-                f"(kernel_size {k} - 1) - 1) // stride {s} + 1 < 1; the dilated kernel "
-                f"({d * (k - 1) + 1}) is larger than the padded input ({size + 2 * p})")
-        out.append(n)
-    return out[0], out[1]
+               dilation: tuple) -> tuple[int, ...]:
+    return output_sizes(op, hw, kernel_size, stride, padding, dilation)
 
 
 def _batched(op: str, input: Tensor, ranks: tuple[int, int], layout: str) -> tuple[Tensor, bool]:
