@@ -117,6 +117,16 @@ def test_losses_gradcheck():
     assert tv.gradcheck(lambda z: ops.sigmoid_focal_loss(z, y, reduction="mean"), [x])
 
 
+@pytest.mark.parametrize("rung", ["reference", "cpu"])
+def test_nms_with_empty_boxes_keeps_them_as_torchvision(rung):
+    """Zero-area boxes: their IoU with each other is 0 / 0 = NaN, which is not > threshold, so
+    torchvision keeps all of them (and a kernel must not raise on the division)."""
+    boxes = tv.tensor([[64.0, 0, 64, 64], [64.0, 0, 64, 64], [0.0, 0, 10, 10], [2.0, 2, 2, 2]])
+    with dispatch.use(rung):
+        keep = ops.nms(boxes, tv.tensor([0.9, 0.8, 0.7, 0.6]), 0.5)
+    np.testing.assert_array_equal(keep.numpy(), [0, 1, 2, 3])
+
+
 def test_empty_boxes_give_empty_results():
     empty = tv.zeros((0, 4), dtype=np.float64)
     assert ops.box_iou(empty, tv.ones((3, 4))).shape == (0, 3)

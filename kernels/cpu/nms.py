@@ -14,7 +14,7 @@ from tinyvision.kernels.cpu import threading as _threading  # noqa: F401  (one N
 from tinyvision.kernels.reference.nms import score_order
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # 0/0 (two empty boxes) is NaN, never suppresses, as in C++
 def _greedy(boxes, order, iou_threshold, zero):
     n = order.shape[0]
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]

@@ -30,7 +30,8 @@ def _iou_with(box: np.ndarray, boxes: np.ndarray, areas: np.ndarray, area: np.ge
     w = np.maximum(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), zero)
     h = np.maximum(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), zero)
     inter = w * h
-    return inter / (area + areas - inter)
+    with np.errstate(invalid="ignore", divide="ignore"):  # two empty boxes: 0 / 0 = NaN, which never suppresses
+        return inter / (area + areas - inter)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:

@@ -24,9 +24,7 @@ from typing import Callable
 
 from tinyvision import functional as F
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.nn import init
-from tinyvision.nn.conv import Conv2d
-from tinyvision.nn.module import Module, ModuleList, Sequential
+from tinyvision.nn import Conv2d, Module, ModuleList, Sequential, init
 
 
 def _conv_block(in_channels: int, out_channels: int, kernel_size: int,

@@ -14,7 +14,7 @@ from typing import Any
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.kernels.dispatch import kernel
-from tinyvision.nn.module import Module
+from tinyvision.nn import Module
 from tinyvision.ops._utils import output_pair, roi_array
 
 
