@@ -247,7 +247,7 @@ def test_bad_input():
         x < y
     with pytest.raises(ValueError, match=r"where \(input and other\): shapes \(2, 3\) and \(4,\)"):
         tv.where(tv.ones((1,)) > 0, x, y)
-    with pytest.raises(TypeError, match="where: condition must be a bool tensor, got dtype float32"):
+    with pytest.raises(TypeError, match="where expected condition to be a boolean tensor, but got a tensor with dtype float32"):
         tv.where(x, x, x)
     with pytest.raises(ValueError, match=r"clamp \(input and min\): shapes \(2, 3\) and \(4,\)"):
         tv.clamp(x, min=y)

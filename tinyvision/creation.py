@@ -40,8 +40,8 @@ def tensor(data: Any, dtype: Any = None, device: str | None = None, requires_gra
         array = data.copy()
     else:
         array = np.array(data)
-        if array.dtype == np.float64 and not isinstance(data, np.generic):
-            array = array.astype(get_default_dtype())
+        if array.dtype == np.float64 and not isinstance(data, np.generic) and dtype is None:
+            array = array.astype(get_default_dtype())  # not when dtype is given: no float32 detour
         elif array.dtype.kind == "O":
             raise TypeError(f"tensor: cannot make a tensor from {type(data).__name__} data")
     return _make(array, dtype, device, requires_grad)

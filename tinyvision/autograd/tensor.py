@@ -6,12 +6,43 @@ one class over there.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+import importlib
+import weakref
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from tinyvision.autograd.function import Node, is_grad_enabled, run_backward
+from tinyvision.autograd.function import Node, RemovableHandle, is_grad_enabled, no_grad, run_backward
 from tinyvision.kernels import compat
+
+
+class _AtCallTime:
+    """A module above this one, looked up when a method runs. ``tinyvision.functional`` (the
+    ops) and ``tinyvision.creation`` are built on Tensor and import this module; this module
+    reaches them only at call time, so imports stay one-way. A name is looked up once."""
+
+    def __init__(self, module: str) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(importlib.import_module(self._module), name)
+        setattr(self, name, value)
+        return value
+
+
+F = _AtCallTime("tinyvision.functional")
+creation = _AtCallTime("tinyvision.creation")
+random = _AtCallTime("tinyvision.random")
+
+
+class _VersionCounter:
+    """How many in-place changes an array has seen; shared by a tensor, its views and
+    ``detach()``es, which all read and write the same memory."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
 
 _default_dtype = np.dtype(np.float32)
 
@@ -41,16 +72,20 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # so `ndarray + Tensor` calls Tensor.__radd__ instead of NumPy
-    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_version_counter", "_hooks",
+                 "_post_accumulate_hooks", "__weakref__")
 
-    def __init__(self, data: Any, requires_grad: bool = False, grad_fn: Node | None = None) -> None:
+    def __init__(self, data: Any, requires_grad: bool = False, grad_fn: Node | None = None,
+                 _view_of: "Tensor | None" = None) -> None:
         if not compat.is_array(data):
             data = np.asarray(data)
         self.data = data
         self.grad: Tensor | None = None
         self.grad_fn = grad_fn
         self._requires_grad = False
-        self._retains_grad = False
+        self._version_counter = _view_of._version_counter if _view_of is not None else _VersionCounter()
+        self._hooks: dict = {}  # a leaf's register_hook functions (a non-leaf's live on grad_fn)
+        self._post_accumulate_hooks: dict | None = None  # made on first register
         self.requires_grad = requires_grad or grad_fn is not None
 
     # ----------------------------------------------------------------- autograd state
@@ -76,9 +111,38 @@ class Tensor:
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
+    @property
+    def _version(self) -> int:
+        """The number of in-place changes to this tensor's memory (PyTorch's ``_version``)."""
+        return self._version_counter.value
+
     def retain_grad(self) -> None:
         """Keep ``.grad`` on a non-leaf tensor too (leaves always keep theirs)."""
-        self._retains_grad = True
+        if self.grad_fn is not None:  # a weak reference: the graph must not keep self alive
+            self.grad_fn.retained = weakref.ref(self)
+
+    def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> RemovableHandle:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor
+        replaces the gradient. Returns a handle whose ``remove()`` unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require gradient")
+        hooks = self._hooks if self.grad_fn is None else self.grad_fn.hooks
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
+    def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
+        """On a leaf: ``hook(tensor)`` runs during ``backward()`` as soon as this tensor's
+        ``.grad`` holds its whole gradient for that backward (as in PyTorch). Returns a handle
+        whose ``.remove()`` unregisters the hook."""
+        if self.grad_fn is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors accumulate "
+                               "gradients; use register_hook on a non-leaf")
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = {}
+        handle = RemovableHandle(self._post_accumulate_hooks)
+        self._post_accumulate_hooks[handle.id] = hook
+        return handle
 
     def _accumulate_grad(self, g: Any) -> None:
         if self.grad is None:
@@ -114,8 +178,8 @@ class Tensor:
             run_backward(self, g, retain_graph)
 
     def detach(self) -> "Tensor":
-        """The same array, cut from the graph (no copy)."""
-        return Tensor(self.data)
+        """The same array, cut from the graph (no copy; in-place changes are seen by both)."""
+        return Tensor(self.data, _view_of=self)
 
     # ----------------------------------------------------------------- array facts
     @property
@@ -241,31 +305,123 @@ class Tensor:
     def clone(self) -> "Tensor":
         return F.clone(self)
 
-    # ----------------------------------------------------------------- in place (no graph)
-    def _check_inplace(self, what: str) -> None:
-        if self.requires_grad and is_grad_enabled():
-            raise RuntimeError(
-                f"{what}: in-place change of a tensor that requires grad would corrupt the "
-                "graph; do it inside tinyvision.no_grad() or on .detach()"
-            )
+    # ----------------------------------------------------------------- in place
+    # PyTorch's rules. A leaf that requires grad changes only under no_grad (an optimizer
+    # step): otherwise its .grad would belong to a value it no longer holds. Anywhere else
+    # with grad mode on, the change is recorded: the op runs out of place on a copy of the
+    # old value, which carries self's history, then self's array is overwritten and self
+    # takes the new node. Every change bumps the version counter, so a node that saved the
+    # old array refuses to run backward (Context.check_versions) instead of using new values.
+    def _inplace(self, op: str, fn: Callable[..., "Tensor"], *args: Any) -> "Tensor":
+        recording = is_grad_enabled() and (
+            self.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args))
+        if recording and self.grad_fn is None and self.requires_grad:
+            raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an "
+                               "in-place operation. (Do it under tinyvision.no_grad().)")
+        if not recording:
+            with no_grad():
+                return self._overwrite(op, fn(self, *args).data)
+        old = Tensor(self.data.copy(), grad_fn=self.grad_fn, requires_grad=self.requires_grad)
+        out = fn(old, *args)
+        self._overwrite(op, out.data)
+        self.grad_fn, self._requires_grad = out.grad_fn, out.requires_grad
+        return self
+
+    def _overwrite(self, op: str, values: Any) -> "Tensor":
+        """Write ``values`` into self's memory (shape kept, dtype cast as PyTorch allows)."""
+        values = values if compat.is_array(values) else np.asarray(values)
+        if tuple(values.shape) != self.shape and np.broadcast_shapes(values.shape, self.shape) != self.shape:
+            raise RuntimeError(f"{op}: output with shape {list(self.shape)} doesn't match the "
+                               f"broadcast shape {list(np.broadcast_shapes(values.shape, self.shape))}")
+        if values.dtype != self.dtype and not np.can_cast(values.dtype, self.dtype, "same_kind"):
+            raise RuntimeError(f"{op}: result type {values.dtype} can't be cast to the desired "
+                               f"output type {self.dtype}")
+        self.data[...] = values
+        self._version_counter.value += 1
+        return self
+
+    def _fill_with(self, op: str, values: Any) -> "Tensor":
+        """Overwrite with values that do not depend on the old ones (fill_, normal_...):
+        where(True, values, self), so a recorded graph sends self's history a zero gradient."""
+        if not is_grad_enabled() or not (self.requires_grad or (isinstance(values, Tensor) and values.requires_grad)):
+            return self._overwrite(op, values.data if isinstance(values, Tensor) else values)
+        everywhere = Tensor(self._xp.ones(self.shape, dtype=bool))
+        return self._inplace(op, lambda t, v: F.where(everywhere, F.cast(v, t.dtype) if isinstance(v, Tensor) else
+                                                       self._xp.asarray(v, dtype=t.dtype), t), values)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        self._check_inplace("__setitem__")
-        self.data[F.unwrap_index(index)] = value.data if isinstance(value, Tensor) else value
+        self._inplace("__setitem__", lambda t, v: F.index_put(t, index, v), value)
 
     def copy_(self, src: "Tensor | Any") -> "Tensor":
-        self._check_inplace("copy_")
-        src = src.data if isinstance(src, Tensor) else src
-        self.data[...] = compat.to_device(self._xp.asarray(src) if compat.is_array(src) else np.asarray(src), self.device)
-        return self
+        if not isinstance(src, Tensor):
+            src = Tensor(src if compat.is_array(src) else np.asarray(src))
+        if src.device != self.device:
+            src = src.to(self.device)
+        return self._fill_with("copy_", src)
 
-    def fill_(self, value: float) -> "Tensor":
-        self._check_inplace("fill_")
-        self.data[...] = value
-        return self
+    def fill_(self, value: Any) -> "Tensor":
+        return self._fill_with("fill_", value)
 
     def zero_(self) -> "Tensor":
-        return self.fill_(0)
+        return self._fill_with("zero_", 0)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
+        """Fill with draws from U[a, b), from the generator that ``manual_seed`` seeds."""
+        return self._fill_with("uniform_", a + (b - a) * random.rand_array(self.shape, self.device, self.dtype))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
+        return self._fill_with("normal_", mean + std * random.randn_array(self.shape, self.device, self.dtype))
+
+    def bernoulli_(self, p: float = 0.5) -> "Tensor":
+        return self._fill_with("bernoulli_", random.rand_array(self.shape, self.device, np.float64) < p)
+
+    def add_(self, other: Any, *, alpha: Any = 1) -> "Tensor": return self._inplace("add_", lambda t, o: F.add(t, o, alpha=alpha), other)
+    def sub_(self, other: Any, *, alpha: Any = 1) -> "Tensor": return self._inplace("sub_", lambda t, o: F.sub(t, o, alpha=alpha), other)
+    def mul_(self, other: Any) -> "Tensor": return self._inplace("mul_", F.mul, other)
+    def div_(self, other: Any) -> "Tensor": return self._inplace("div_", F.div, other)
+    def pow_(self, exponent: Any) -> "Tensor": return self._inplace("pow_", F.pow, exponent)
+    def clamp_(self, min: Any = None, max: Any = None) -> "Tensor": return self._inplace("clamp_", F.clamp, min, max)
+    clip_ = clamp_
+    def abs_(self) -> "Tensor": return self._inplace("abs_", F.abs)
+    def neg_(self) -> "Tensor": return self._inplace("neg_", F.neg)
+    def exp_(self) -> "Tensor": return self._inplace("exp_", F.exp)
+    def log_(self) -> "Tensor": return self._inplace("log_", F.log)
+    def sqrt_(self) -> "Tensor": return self._inplace("sqrt_", F.sqrt)
+    def sigmoid_(self) -> "Tensor": return self._inplace("sigmoid_", F.sigmoid)
+    def tanh_(self) -> "Tensor": return self._inplace("tanh_", F.tanh)
+    def relu_(self) -> "Tensor": return self._inplace("relu_", F.relu)
+    def masked_fill_(self, mask: Any, value: Any) -> "Tensor": return self._inplace("masked_fill_", F.masked_fill, mask, value)
+    def masked_scatter_(self, mask: Any, source: Any) -> "Tensor": return self._inplace("masked_scatter_", F.masked_scatter, mask, source)
+    def scatter_(self, dim: int, index: Any, src: Any = None, *, value: Any = None, reduce: str | None = None) -> "Tensor":
+        return self._inplace("scatter_", lambda t, s: F.scatter(t, dim, index, s, value=value, reduce=reduce), src)
+    def scatter_add_(self, dim: int, index: Any, src: Any) -> "Tensor":
+        return self._inplace("scatter_add_", lambda t, s: F.scatter_add(t, dim, index, s), src)
+    def index_add_(self, dim: int, index: Any, source: Any, *, alpha: Any = 1) -> "Tensor":
+        return self._inplace("index_add_", lambda t, s: F.index_add(t, dim, index, s, alpha=alpha), source)
+
+    # ----------------------------------------------------------------- new tensors like this one
+    def new_tensor(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
+        return creation.tensor(data, dtype=dtype or self.dtype, device=self.device, requires_grad=requires_grad)
+
+    def new_full(self, size: Sequence[int], fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
+        return creation.full(size, fill_value, dtype=dtype or self.dtype, device=self.device, requires_grad=requires_grad)
+
+    def new_zeros(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
+        return self.new_full(_shape_args(size), 0, dtype, requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
+        return self.new_full(_shape_args(size), 1, dtype, requires_grad)
+
+    def new_empty(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
+        return self.new_full(_shape_args(size), 0, dtype, requires_grad)
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return int(self.dtype.itemsize)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other: Any) -> "Tensor": return F.add(self, other)
@@ -365,6 +521,16 @@ class Tensor:
     def index_select(self, dim: int, index: Any) -> "Tensor": return F.index_select(self, dim, index)
     def contiguous(self) -> "Tensor": return self
 
+    # sorting and selection (functional/sorting.py)
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any: return F.sort(self, dim, descending, stable)
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> "Tensor": return F.argsort(self, dim, descending, stable)
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any: return F.topk(self, k, dim, largest, sorted)
+    def kthvalue(self, k: int, dim: int = -1, keepdim: bool = False) -> Any: return F.kthvalue(self, k, dim, keepdim)
+    def median(self, dim: int | None = None, keepdim: bool = False) -> Any: return F.median(self, dim, keepdim)
+    def unique(self, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim: int | None = None) -> Any:
+        return F.unique(self, sorted, return_inverse, return_counts, dim)
+    def nonzero(self, *, as_tuple: bool = False) -> Any: return F.nonzero(self, as_tuple=as_tuple)
+
 
 def _shape_args(args: tuple) -> tuple:
     """Accept both ``t.reshape(2, 3)`` and ``t.reshape((2, 3))``, as PyTorch does."""
@@ -372,5 +538,3 @@ def _shape_args(args: tuple) -> tuple:
         return tuple(args[0])
     return tuple(args)
 
-
-from tinyvision import functional as F  # noqa: E402  (functional needs Tensor defined first)

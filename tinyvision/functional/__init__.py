@@ -4,13 +4,17 @@ Also importable as ``tinyvision.nn.functional``, PyTorch's name for the same thi
 """
 from tinyvision.functional.conv import conv2d, conv_transpose2d, fold, unfold
 from tinyvision.functional.elementwise import (
-    abs, add, cast, clamp, clip, clone, cos, div, eq, exp, ge, gelu, gt, le, leaky_relu, log,
-    log1p, logical_and, logical_not, logical_or, lt, maximum, minimum, mul, ne, neg, pow, relu,
-    rsqrt, sigmoid, silu, sin, softplus, sqrt, sub, tanh, to_device, where)
-from tinyvision.functional.indexing import (gather, getitem, index_select, masked_fill,
+    abs, add, cast, clamp, clip, clone, cos, div, eq, exp, ge, gt, le, log,
+    log1p, logical_and, logical_not, logical_or, lt, maximum, minimum, mul, ne, neg, pow,
+    rsqrt, sigmoid, sin, sqrt, sub, tanh, to_device, where)
+from tinyvision.functional.activation import (elu, gelu, glu, hardsigmoid, hardswish, hardtanh,
+                                              leaky_relu, logsigmoid, mish, prelu, relu, relu6,
+                                              selu, silu, softplus, softsign)
+from tinyvision.functional.dropout import dropout, dropout1d, dropout2d, dropout3d
+from tinyvision.functional.indexing import (gather, getitem, index_put, index_select, masked_fill,
                                             unwrap_index)
 from tinyvision.functional.linalg import linear, matmul
-from tinyvision.functional.loss import (binary_cross_entropy_with_logits, cross_entropy, dropout,
+from tinyvision.functional.loss import (binary_cross_entropy_with_logits, cross_entropy,
                                         l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 from tinyvision.functional.normalization import (batch_norm, embedding, group_norm, layer_norm,
                                                  local_response_norm, normalize)
@@ -24,3 +28,18 @@ from tinyvision.functional.shape import (broadcast_to, cat, chunk, concatenate, 
                                          flip, movedim, pad, permute, repeat, reshape, roll,
                                          split, squeeze, stack, swapaxes, tile, transpose,
                                          unflatten, unsqueeze, view)
+from tinyvision.functional.sorting import (argsort, kthvalue, median, nonzero, searchsorted, sort,
+                                           topk, unique)
+from tinyvision.functional.sampling import affine_grid, grid_sample
+
+
+def __getattr__(name: str):
+    """``__all__``, computed when asked for (``from tinyvision.functional import *`` asks):
+    every public callable imported above, never a submodule (``conv``, ``shape``... become
+    attributes of this package when they load), so a line added anywhere above is exported."""
+    if name == "__all__":
+        from types import ModuleType
+
+        return sorted(n for n, v in globals().items()
+                      if not n.startswith("_") and callable(v) and not isinstance(v, ModuleType))
+    raise AttributeError(f"module 'tinyvision.functional' has no attribute {name!r}")

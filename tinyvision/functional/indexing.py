@@ -48,6 +48,27 @@ class GetItem(Function):
         return g, None
 
 
+class IndexPut(Function):
+    """``out = input.clone(); out[index] = values``: what ``input[index] = values`` records.
+    The overwritten positions send input no gradient; values get the gradient read back at
+    ``index`` (summed over what values was broadcast to)."""
+
+    @staticmethod
+    def forward(ctx: Context, x, index, values):
+        out = x.copy()
+        out[index] = values
+        ctx.index = index
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        gx = None
+        if ctx.needs_input_grad[0]:
+            gx = grad.copy()
+            gx[ctx.index] = 0
+        return gx, None, grad[ctx.index] if ctx.needs_input_grad[2] else None
+
+
 def _is_int(i: Any) -> bool:
     return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
 
@@ -88,6 +109,20 @@ def getitem(input: Tensor, index: Any) -> Tensor:
     # step 2: the arrays, over what is left (the ints' dims are gone, None's dims now exist)
     second = tuple(i if is_array(i) else slice(None) for i in index if not _is_int(i))
     return GetItem.apply(GetItem.apply(input, first), second)
+
+
+def index_put(input: Tensor, index: Any, values: Any) -> Tensor:
+    """A copy of ``input`` with ``input[index] = values`` (NumPy's indexing rules, ``values``
+    broadcast); what ``Tensor.__setitem__`` runs. Gradient: 0 at the written positions for
+    input, the gradient there for values."""
+    index = unwrap_index(index)
+    index = tuple(_on_device(i, input) for i in (index if isinstance(index, tuple) else (index,)))
+    if not isinstance(values, Tensor):
+        values = array_module(input.data).asarray(values)
+        values = values.astype(input.dtype, copy=False) if values.dtype.kind in "biuf" else values
+    elif values.dtype != input.dtype:
+        values = E.cast(values, input.dtype)
+    return IndexPut.apply(input, index, values)
 
 
 def _on_device(i: Any, like: Tensor) -> Any:

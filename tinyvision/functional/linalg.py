@@ -1,12 +1,14 @@
 """Matrix products: ``matmul`` (batched, broadcasting, NumPy's 1-D rules) and ``linear``."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from tinyvision.autograd.function import Context, Function, sum_to
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional._util import check_tensor
 from tinyvision.kernels.compat import array_module
 
 
@@ -27,7 +29,7 @@ class MatMul(Function):
                              f"({a.shape[:-2]} and {b.shape[:-2]}) cannot be broadcast together") from None
         ctx.save_for_backward(a, b)
         if _rows_times_matrix(a, b):  # (..., n, k) @ (k, m) as one GEMM: NumPy's batch loop is ~50x slower
-            return (a.reshape(-1, ka) @ b).reshape(*a.shape[:-1], b.shape[1])
+            return (a.reshape(math.prod(a.shape[:-1]), ka) @ b).reshape(*a.shape[:-1], b.shape[1])
         return a @ b
 
     @staticmethod
@@ -36,9 +38,10 @@ class MatMul(Function):
         batch dims. A 1-D operand is treated as a row (A) or column (B) vector."""
         a, b = ctx.saved_tensors
         if _rows_times_matrix(a, b):  # the batch dims are just more rows: dB = A^T G over all of them
-            G = grad.reshape(-1, b.shape[1])
+            rows = math.prod(a.shape[:-1])  # not -1: reshape(-1, 0) is ambiguous when a dim is 0
+            G = grad.reshape(rows, b.shape[1])
             ga = (G @ b.T).reshape(a.shape) if ctx.needs_input_grad[0] else None
-            gb = a.reshape(-1, b.shape[0]).T @ G if ctx.needs_input_grad[1] else None
+            gb = a.reshape(rows, b.shape[0]).T @ G if ctx.needs_input_grad[1] else None
             return ga, gb
         A = a[None, :] if a.ndim == 1 else a
         B = b[:, None] if b.ndim == 1 else b
@@ -62,11 +65,15 @@ def _rows_times_matrix(a, b) -> bool:
 
 def matmul(input: Any, other: Any) -> Tensor:
     """Matrix product with NumPy's rules: (..., n, k) @ (..., k, m) -> (..., n, m)."""
+    check_tensor("matmul", "input", input, arrays=True)  # x @ ndarray works, as in NumPy
+    check_tensor("matmul", "other", other, arrays=True)
     return MatMul.apply(input, other)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b. x: (..., in_features), W: (out_features, in_features), b: (out_features,)."""
+    for name, t in (("input", input), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
+        check_tensor("linear", name, t)
     if input.shape[-1:] != weight.shape[-1:]:
         raise ValueError(f"linear: input of shape {input.shape} has {input.shape[-1] if input.ndim else 0} "
                          f"features but weight of shape {weight.shape} expects {weight.shape[-1]}")

@@ -1,4 +1,4 @@
-"""Losses, taken on logits where PyTorch takes them on logits, plus ``dropout``.
+"""Losses, taken on logits where PyTorch takes them on logits.
 
 Why ``cross_entropy`` takes logits: it is ``-log softmax(x)[y]``, and ``log_softmax`` is
 computed as ``x - logsumexp(x)`` (stable for any logits), never as ``log(softmax(x))``, which
@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional import activation as A
 from tinyvision.functional import elementwise as E
 from tinyvision.functional import reduction as R
+from tinyvision.functional._util import check_floating, check_tensor
 from tinyvision.functional.indexing import gather
 from tinyvision.functional.shape import movedim
 from tinyvision.kernels.compat import array_module
@@ -103,6 +105,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     Gradient w.r.t. the logits (unweighted, no smoothing): softmax(x) - onehot(y), / N for 'mean'.
     """
     _check_reduction("cross_entropy", reduction)
+    check_floating("cross_entropy", "input", input)
+    check_tensor("cross_entropy", "target", target)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if input.ndim == 0:
@@ -143,6 +147,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     Gradient w.r.t. the logits: (1 + (p - 1) y) sigma(x) - p y, times weight.
     """
     _check_reduction("binary_cross_entropy_with_logits", reduction)
+    check_floating("binary_cross_entropy_with_logits", "input", input)
+    check_tensor("binary_cross_entropy_with_logits", "target", target)
     if input.shape != target.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: target shape {target.shape} must "
                          f"equal input shape {input.shape}")
@@ -151,7 +157,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
                         f"probabilities, got dtype {target.dtype}")
     # softplus computes max(z, 0) + log1p(e^-|z|) (never overflows) and its backward is
     # sigmoid(z) everywhere; no threshold, so that large |x| keeps full precision
-    softplus_neg = E.softplus(-input, threshold=float("inf"))
+    softplus_neg = A.softplus(-input, threshold=float("inf"))
     scale = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
     loss = (1 - target) * input + scale * softplus_neg
     if weight is not None:
@@ -162,6 +168,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
 def _check_pair(op: str, input: Tensor, target: Tensor, reduction: str) -> None:
     """The regression losses: same shapes (no silent broadcasting) and a known reduction."""
     _check_reduction(op, reduction)
+    check_floating(op, "input", input)
+    check_tensor(op, "target", target)
     if input.shape != target.shape:
         raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} differ")
 
@@ -194,6 +202,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta:
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p) (inverted
     dropout), so that the expected value is unchanged and eval needs no rescaling."""
+    check_floating("dropout", "input", input)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
