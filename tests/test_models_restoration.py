@@ -9,7 +9,7 @@ from torch import nn as tnn
 
 import tinyvision as tv
 from tinyvision.models import create_model
-from tinyvision.models.restoration import DeblurUNet, DnCNN, ESPCN, SRCNN
+from tinyvision.models.restoration import DeblurUNet, DnCNN, ESPCN, PatchGAN, SRCNN
 
 
 # ------------------------------------------------------------------------- PyTorch twins
@@ -76,6 +76,21 @@ class TorchDeblurUNet(tnn.Module):
         return x + self.head(y)[:, :, :h, :w]
 
 
+class TorchPatchGAN(tnn.Module):
+    def __init__(self, c=1, ndf=64, n_layers=3):
+        super().__init__()
+        layers, width = [tnn.Conv2d(c, ndf, 4, 2, 1), tnn.LeakyReLU(0.2)], ndf
+        for n in range(1, n_layers + 1):
+            new = ndf * min(2 ** n, 8)
+            layers += [tnn.Conv2d(width, new, 4, 2 if n < n_layers else 1, 1, bias=False), tnn.BatchNorm2d(new),
+                       tnn.LeakyReLU(0.2)]
+            width = new
+        self.model = tnn.Sequential(*layers, tnn.Conv2d(width, 1, 4, 1, 1))
+
+    def forward(self, x):
+        return self.model(x)
+
+
 # (tinyvision model, its torch twin, input shape, output shape)
 CASES = {
     "dncnn": (lambda: DnCNN(1, 8, 5), lambda: TorchDnCNN(1, 8, 5), (2, 1, 9, 10), (2, 1, 9, 10)),
@@ -85,6 +100,8 @@ CASES = {
     "espcn-x3-rgb": (lambda: ESPCN(3, 3), lambda: TorchESPCN(3, 3), (1, 3, 4, 5), (1, 3, 12, 15)),
     "espcn-x4-residual": (lambda: ESPCN(4, residual=True), lambda: TorchESPCN(4, residual=True), (1, 1, 4, 4), (1, 1, 16, 16)),
     "deblur_unet": (lambda: DeblurUNet(1, 4, 2), lambda: TorchDeblurUNet(1, 4, 2), (2, 1, 9, 11), (2, 1, 9, 11)),
+    # 32 -> 16 -> 8 -> 7 -> 6 logits per side (stride 2, 2, then 1, 1 with 4x4 kernels)
+    "patchgan": (lambda: PatchGAN(1, 4, 2), lambda: TorchPatchGAN(1, 4, 2), (2, 1, 32, 32), (2, 1, 6, 6)),
 }
 
 
@@ -129,6 +146,7 @@ def test_matches_torch_twin(name, dtype):
     (lambda: SRCNN(2, features=(3, 2)), (1, 1, 3, 4)),
     (lambda: ESPCN(2, features=(3, 2), residual=True), (1, 1, 3, 4)),
     (lambda: DeblurUNet(1, 2, 1), (1, 1, 5, 3)),
+    (lambda: PatchGAN(1, 2, 1), (2, 1, 8, 8)),
 ])
 def test_gradcheck(make, shape):
     tv.manual_seed(0)
@@ -142,6 +160,8 @@ def test_registry_and_paper_sizes():
     assert sum(p.numel() for p in create_model("srcnn").parameters()) == 8_129  # 9-1-5: 64*81+64 + 32*64+32 + 32*25+1
     assert create_model("espcn", scale=3).conv3.out_channels == 9
     assert create_model("dncnn").receptive_field == 35
+    # pix2pix's 70 x 70 PatchGAN on RGB: 2,765,633 parameters (and 30 x 30 logits from 256 x 256)
+    assert sum(p.numel() for p in create_model("patchgan", in_channels=3).parameters()) == 2_765_633
     with pytest.raises(ValueError, match="ESPCN: scale must be 2, 3 or 4, got 5"):
         create_model("espcn", scale=5)
     with pytest.raises(ValueError, match="DnCNN: depth must be >= 3"):

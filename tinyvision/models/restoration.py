@@ -143,6 +143,42 @@ class DeblurUNet(nn.Module):
         return x + correction
 
 
+# ------------------------------------------------------------------------ PatchGAN critic
+class LeakyReLU(nn.Module):
+    """max(x, slope x)."""
+
+    def __init__(self, negative_slope: float = 0.2) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: tv.Tensor) -> tv.Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+
+class PatchGAN(nn.Module):
+    """pix2pix's discriminator (Isola et al. 2017): (N, C, H, W) -> (N, 1, H', W') logits, one
+    per overlapping patch (70 x 70 px with ``n_layers=3``), so it judges local texture and
+    leaves the global layout to the pixel loss. 4x4 convs: ``n_layers`` with stride 2 (widths
+    ndf, 2 ndf, ... capped at 8 ndf; BatchNorm after all but the first), one with stride 1,
+    then a 1-channel output; LeakyReLU 0.2. Keys as pix2pix's ``NLayerDiscriminator``."""
+
+    def __init__(self, in_channels: int = 1, ndf: int = 64, n_layers: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), LeakyReLU(0.2)]
+        width = ndf
+        for n in range(1, n_layers + 1):
+            new = ndf * min(2 ** n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(width, new, 4, stride=stride, padding=1, bias=False), nn.BatchNorm2d(new),
+                       LeakyReLU(0.2)]
+            width = new
+        layers.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: tv.Tensor) -> tv.Tensor:
+        return self.model(x)
+
+
 # ---------------------------------------------------------------------------- named variants
 @register_model
 def dncnn(in_channels: int = 1, features: int = 64, depth: int = 17) -> DnCNN:
@@ -160,6 +196,12 @@ def srcnn(scale: int = 2, in_channels: int = 1) -> SRCNN:
 def espcn(scale: int = 2, in_channels: int = 1, residual: bool = False) -> ESPCN:
     """ESPCN with the paper's (64, 32) filters for x2, x3 or x4."""
     return ESPCN(scale, in_channels, residual=residual)
+
+
+@register_model
+def patchgan(in_channels: int = 1, ndf: int = 64, n_layers: int = 3) -> PatchGAN:
+    """The 70 x 70 PatchGAN discriminator."""
+    return PatchGAN(in_channels, ndf, n_layers)
 
 
 @register_model
