@@ -47,10 +47,10 @@ def output_ok(shape, kernel, stride, padding, dilation, ceil_mode):
     """The output is non-empty and every window holds an input pixel (with dilation a window
     can fall entirely in the padding; torch's index and gradient are undefined there, see
     test_window_with_no_input_pixel_gives_minus_inf_and_index_minus_one)."""
-    from tinyvision.functional.pooling import pool_output_size
+    from tinyvision.kernels.reference.conv import conv_output_size
 
     for n, k, s, p, d in zip(shape[-2:], kernel, stride, padding, dilation):
-        out = pool_output_size(n, k, s, p, d, ceil_mode)
+        out = conv_output_size(n, k, s, p, d, ceil_mode)
         taps = np.arange(out)[:, None] * s - p + np.arange(k)[None, :] * d
         if out < 1 or not ((taps >= 0) & (taps < n)).any(axis=1).all():
             return False
@@ -142,12 +142,12 @@ def test_gpu_rung_equals_reference(dtype, shape, k, s, p, d, ceil_mode):
 def _rung_equals_reference(rung, to_device, dtype, shape, k, s, p, d, ceil_mode):
     import importlib
 
-    from tinyvision.functional.pooling import pool_output_size
+    from tinyvision.kernels.reference.conv import conv_output_size
     from tinyvision.kernels.compat import to_numpy
 
     fast = importlib.import_module(f"tinyvision.kernels.{rung}.pooling")
     x = np.random.default_rng(2).standard_normal(shape).astype(dtype)
-    out = tuple(pool_output_size(n, *a, ceil_mode) for n, *a in zip(shape[-2:], k, s, p, d))
+    out = tuple(conv_output_size(n, *a, ceil_mode=ceil_mode) for n, *a in zip(shape[-2:], k, s, p, d))
     g = np.random.default_rng(3).standard_normal(shape[:2] + out).astype(dtype)
     X, G = to_device(x), to_device(g)
     y, idx = ref.max_pool2d_forward(x, k, s, p, d, out)
@@ -240,8 +240,10 @@ def test_bad_input_names_the_arguments():
         F.max_pool2d(x, 2, padding=2)
     with pytest.raises(ValueError, match="stride must be >= 1"):
         F.avg_pool2d(x, 2, stride=0)
-    with pytest.raises(TypeError, match="kernel_size must be an int or a pair"):
+    with pytest.raises(ValueError, match=r"kernel_size must be an int or a pair of ints, got \(2, 2, 2\)"):
         F.max_pool2d(x, (2, 2, 2))
+    with pytest.raises(TypeError, match="kernel_size must be an int or a pair"):
+        F.max_pool2d(x, 2.0)
     with pytest.raises(ValueError, match=r"got shape \(3, 3\)"):
         F.max_pool2d(tv.zeros((3, 3)), 2)
     with pytest.raises(ValueError, match="output_size must be >= 1"):

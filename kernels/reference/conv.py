@@ -29,12 +29,28 @@ from typing import Callable
 
 import numpy as np
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "im2col", "col2im"]
+
 Pair = tuple[int, int]
 
 
-def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    """Output length along one axis: how many kernel positions fit in the padded input."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+                     ceil_mode: bool = False) -> int:
+    """Output length along one axis of every sliding window (conv, pool, unfold): how many
+    positions of the dilated kernel (extent d (k - 1) + 1) fit in the padded input,
+
+        floor_or_ceil((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1.
+
+    ``ceil_mode`` (pooling only) keeps a last partial window, unless it would start inside the
+    right padding: then it covers no input pixel, and PyTorch drops it.
+    """
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
 
 
 def conv2d_flops(x_shape: tuple, w_shape: tuple, stride: Pair, padding: Pair, dilation: Pair,

@@ -271,30 +271,49 @@ def run_backward(root, grad, retain_graph: bool) -> None:
     order.reverse()  # post-order reversed = every consumer before what it consumed
 
     grads: dict[int, Any] = {id(root.grad_fn): grad}
-    leaves: dict[int, tuple[Any, Any]] = {}  # id(leaf) -> (leaf, its summed gradient)
-    for node in order:
+    leaf_grads: dict[int, Any] = {}  # id(leaf) -> its gradient summed so far
+    complete_after = leaves_complete_after(order)
+    for i, node in enumerate(order):
         g = grads.pop(id(node), None)
-        if g is None:
-            continue
-        g = run_hooks(node.hooks, g)  # the output's gradient is complete here
-        kept = node.retained() if node.retained is not None else None
-        if kept is not None:
-            kept._accumulate_grad(g)
-        input_grads = checked_backward(node, g)
-        for t, gi in zip(node.inputs, input_grads):
-            if gi is None:
+        if g is not None:
+            g = run_hooks(node.hooks, g)  # the output's gradient is complete here
+            kept = node.retained() if node.retained is not None else None
+            if kept is not None:
+                kept._accumulate_grad(g)
+            input_grads = checked_backward(node, g)
+            for t, gi in zip(node.inputs, input_grads):
+                if gi is None:
+                    continue
+                store, key = (leaf_grads, id(t)) if t.grad_fn is None else (grads, id(t.grad_fn))
+                store[key] = gi if key not in store else store[key] + gi
+            if not retain_graph:  # drop saved arrays and edges so the memory goes back now
+                node.ctx = None
+                node.inputs = ()
+                node.freed = True
+        for leaf in complete_after.get(i, ()):  # no later node feeds these leaves: they are done
+            g_leaf = leaf_grads.pop(id(leaf), None)
+            if g_leaf is None:
                 continue
-            key = id(t.grad_fn) if t.grad_fn is not None else id(t)
-            store = grads if t.grad_fn is not None else leaves
-            if t.grad_fn is None:
-                gi = (t, gi if key not in leaves else leaves[key][1] + gi)
-            store[key] = gi if key not in store or t.grad_fn is None else store[key] + gi
-        if not retain_graph:  # drop saved arrays and edges so the memory goes back now
-            node.ctx = None
-            node.inputs = ()
-            node.freed = True
-    for leaf, g in leaves.values():  # a leaf's hooks see its whole gradient, then it accumulates
-        leaf._accumulate_grad(run_hooks(leaf._hooks, g))
+            leaf._accumulate_grad(run_hooks(leaf._hooks, g_leaf))  # hooks see the whole gradient
+            for hook in list((leaf._post_accumulate_hooks or {}).values()):
+                hook(leaf)
+
+
+def leaves_complete_after(order: list[Node]) -> dict[int, list]:
+    """{i: the leaves whose last feeding node is ``order[i]``}. A leaf's gradient is complete
+    once that node has run, so it is accumulated into ``.grad`` right there and its
+    post-accumulate hooks fire while the walk goes on (DistributedDataParallel all-reduces a
+    bucket of gradients while backward computes the next ones; PyTorch's AccumulateGrad node
+    plays this part)."""
+    last: dict[int, tuple[int, Any]] = {}
+    for i, node in enumerate(order):
+        for t in node.inputs or ():
+            if t is not None and t.grad_fn is None:
+                last[id(t)] = (i, t)
+    ready: dict[int, list] = {}
+    for i, t in last.values():
+        ready.setdefault(i, []).append(t)
+    return ready
 
 
 def run_hooks(hooks: dict, grad: Any) -> Any:

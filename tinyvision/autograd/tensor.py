@@ -63,7 +63,8 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # so `ndarray + Tensor` calls Tensor.__radd__ instead of NumPy
-    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_version_counter", "_hooks", "__weakref__")
+    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_version_counter", "_hooks",
+                 "_post_accumulate_hooks", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False, grad_fn: Node | None = None,
                  _view_of: "Tensor | None" = None) -> None:
@@ -77,6 +78,7 @@ class Tensor:
         # that view the same memory (views, detach()), so a change through any is seen by all
         self._version_counter: list[int] = _view_of._version_counter if _view_of is not None else [0]
         self._hooks: dict = {}  # a leaf's register_hook functions (a non-leaf's live on grad_fn)
+        self._post_accumulate_hooks: dict | None = None  # made on first register
         self.requires_grad = requires_grad or grad_fn is not None
 
     # ----------------------------------------------------------------- autograd state
@@ -120,6 +122,19 @@ class Tensor:
         hooks = self._hooks if self.grad_fn is None else self.grad_fn.hooks
         handle = RemovableHandle(hooks)
         hooks[handle.id] = hook
+        return handle
+
+    def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
+        """On a leaf: ``hook(tensor)`` runs during ``backward()`` as soon as this tensor's
+        ``.grad`` holds its whole gradient for that backward (as in PyTorch). Returns a handle
+        whose ``.remove()`` unregisters the hook."""
+        if self.grad_fn is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors accumulate "
+                               "gradients; use register_hook on a non-leaf")
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = {}
+        handle = RemovableHandle(self._post_accumulate_hooks)
+        self._post_accumulate_hooks[handle.id] = hook
         return handle
 
     def _accumulate_grad(self, g: Any) -> None:

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from tinyvision.functional._util import ntuple
+
 # ITU-R 601 luma weights as torchvision writes them (0.2989, not 0.299).
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 INTERPOLATIONS = ("nearest", "bilinear")
@@ -28,14 +30,8 @@ def check_image(img: np.ndarray, op: str) -> np.ndarray:
 
 
 def _pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
-    """An int n means (n, n); a sequence of two means (h, w)."""
-    if isinstance(size, (int, np.integer)):
-        return int(size), int(size)
-    if len(size) == 1:
-        return int(size[0]), int(size[0])
-    if len(size) != 2:
-        raise ValueError(f"{name} must be an int or a sequence of 1 or 2 ints, got {size!r}")
-    return int(size[0]), int(size[1])
+    """An int n means (n, n); a sequence of one or two means (h, w) (the one ``ntuple`` rule)."""
+    return ntuple("transforms", name, size, 2, 1)  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------------ conversion

@@ -21,7 +21,7 @@ import numpy as np
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.functional._util import pair
+from tinyvision.functional._util import output_sizes, pair
 from tinyvision.functional.shape import pad
 from tinyvision.kernels.compat import array_module, device_of
 from tinyvision.kernels.dispatch import kernel
@@ -41,6 +41,9 @@ def _check_operands(op: str, input: Tensor, weight: Tensor, bias: Tensor | None,
     """Same float dtype and device for all; weight 4-D; bias (out_channels,)."""
     if weight.ndim != 4:
         raise ValueError(f"{op}: weight must be 4-D, got shape {weight.shape}")
+    if 0 in weight.shape:  # a 0-size kernel would "convolve" to the bias alone; PyTorch refuses too
+        raise ValueError(f"{op}: weight of shape {weight.shape} has a zero-size dim; channels and "
+                         "kernel size must be >= 1")
     for name, t in (("input", input), ("weight", weight), ("bias", bias)):
         if t is None:
             continue
@@ -63,18 +66,8 @@ def _check_float(op: str, name: str, t: Tensor) -> None:
 
 
 def _output_hw(op: str, hw: Sequence[int], kernel_size: tuple, stride: tuple, padding: tuple,
-               dilation: tuple) -> tuple[int, int]:
-    """conv_output_size on both axes; a size below 1 names every argument that produced it."""
-    out = []
-    for axis, size, k, s, p, d in zip(("height", "width"), hw, kernel_size, stride, padding, dilation):
-        n = conv_output_size(size, k, s, p, d)
-        if n < 1:
-            raise ValueError(
-                f"{op}: output {axis} would be {n}: (input {size} + 2*padding {p} - dilation {d} * "
-                f"(kernel_size {k} - 1) - 1) // stride {s} + 1 < 1; the dilated kernel "
-                f"({d * (k - 1) + 1}) is larger than the padded input ({size + 2 * p})")
-        out.append(n)
-    return out[0], out[1]
+               dilation: tuple) -> tuple[int, ...]:
+    return output_sizes(op, hw, kernel_size, stride, padding, dilation)
 
 
 def _batched(op: str, input: Tensor, ranks: tuple[int, int], layout: str) -> tuple[Tensor, bool]:
@@ -83,6 +76,9 @@ def _batched(op: str, input: Tensor, ranks: tuple[int, int], layout: str) -> tup
         raise ValueError(f"{op}: input must be {ranks[1]}-D {layout} (or {ranks[0]}-D without the "
                          f"batch dim), got shape {input.shape}")
     unbatched = input.ndim == ranks[0]
+    if 0 in input.shape[1 - unbatched:]:  # only the batch may be empty, as in PyTorch
+        raise ValueError(f"{op}: input of shape {input.shape} has a zero-size dim; only the batch "
+                         "dim may be 0")
     return (input.reshape((1,) + input.shape) if unbatched else input), unbatched
 
 

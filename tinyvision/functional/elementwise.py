@@ -1,4 +1,4 @@
-"""Elementwise ops: arithmetic, math functions, activations, comparisons.
+"""Elementwise ops: arithmetic, math functions, comparisons (activations: ``activation.py``).
 
 Each class holds one op: ``forward`` on raw arrays, then ``backward`` with its local
 derivative. Broadcasting needs no code here: the engine sums every gradient back to its
@@ -328,92 +328,6 @@ class Sigmoid(Function):
         return grad * y * (1 - y)
 
 
-class ReLU(Function):
-    @staticmethod
-    def forward(ctx: Context, x):
-        ctx.save_for_backward(x > 0)
-        return _xp(x).maximum(x, 0)  # not x * (x > 0): that turns -inf into -inf * 0 = nan
-
-    @staticmethod
-    def backward(ctx: Context, grad):  # 1 where x > 0, else 0 (0 at x == 0, as PyTorch)
-        (mask,) = ctx.saved_tensors
-        return grad * mask
-
-
-class LeakyReLU(Function):
-    @staticmethod
-    def forward(ctx: Context, x, negative_slope):
-        slope = _xp(x).where(x > 0, 1, negative_slope).astype(x.dtype)
-        ctx.save_for_backward(slope)
-        return x * slope
-
-    @staticmethod
-    def backward(ctx: Context, grad):
-        (slope,) = ctx.saved_tensors
-        return grad * slope, None
-
-
-_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
-
-
-class GELU(Function):
-    """x * Phi(x) (exact, with erf) or PyTorch's tanh approximation."""
-
-    @staticmethod
-    def forward(ctx: Context, x, approximate):
-        xp = _xp(x)
-        ctx.save_for_backward(x)
-        ctx.approximate = approximate
-        if approximate == "tanh":
-            return 0.5 * x * (1 + xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
-        return 0.5 * x * (1 + compat.erf(x / math.sqrt(2)).astype(x.dtype))
-
-    @staticmethod
-    def backward(ctx: Context, grad):
-        (x,) = ctx.saved_tensors
-        xp = _xp(x)
-        if ctx.approximate == "tanh":  # d/dx 0.5x(1+tanh u) = 0.5(1+t) + 0.5x(1-t^2) u'
-            u = _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
-            t = xp.tanh(u)
-            du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
-            return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du), None
-        cdf = 0.5 * (1 + compat.erf(x / math.sqrt(2)).astype(x.dtype))  # d/dx x Phi(x) = Phi + x phi
-        pdf = xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-        return grad * (cdf + x * pdf), None
-
-
-class SiLU(Function):
-    @staticmethod
-    def forward(ctx: Context, x):
-        s = _sigmoid(x)
-        ctx.save_for_backward(x, s)
-        return x * s
-
-    @staticmethod
-    def backward(ctx: Context, grad):  # d x sigma(x) = sigma (1 + x (1 - sigma))
-        x, s = ctx.saved_tensors
-        return grad * s * (1 + x * (1 - s))
-
-
-class Softplus(Function):
-    """log(1 + e^(beta x)) / beta, linear where beta x > threshold (PyTorch's rule)."""
-
-    @staticmethod
-    def forward(ctx: Context, x, beta, threshold):
-        xp = _xp(x)
-        bx = beta * x
-        ctx.save_for_backward(bx)
-        ctx.threshold = threshold
-        # log(1 + e^z) = max(z, 0) + log1p(e^-|z|): never overflows
-        soft = (xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) / beta
-        return xp.where(bx > threshold, x, soft).astype(x.dtype)
-
-    @staticmethod
-    def backward(ctx: Context, grad):  # d softplus = sigmoid(beta x)
-        (bx,) = ctx.saved_tensors
-        return _xp(bx).where(bx > ctx.threshold, grad, grad * _sigmoid(bx)), None, None
-
-
 class Clamp(Function):
     """min(max(x, lo), hi); a bound is None, a number, or a tensor that broadcasts with x."""
 
@@ -577,29 +491,6 @@ def tanh(input: Tensor) -> Tensor:
 
 def sigmoid(input: Tensor) -> Tensor:
     return Sigmoid.apply(input)
-
-
-def relu(input: Tensor) -> Tensor:
-    return ReLU.apply(input)
-
-
-def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
-    return LeakyReLU.apply(input, negative_slope)
-
-
-def gelu(input: Tensor, approximate: str = "none") -> Tensor:
-    """Gaussian error linear unit; ``approximate`` is 'none' (erf) or 'tanh', as in PyTorch."""
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELU.apply(input, approximate)
-
-
-def silu(input: Tensor) -> Tensor:
-    return SiLU.apply(input)
-
-
-def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    return Softplus.apply(input, beta, threshold)
 
 
 def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:

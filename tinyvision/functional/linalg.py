@@ -3,12 +3,14 @@ named forms (``mm``, ``bmm``, ``addmm``, ``outer``), ``einsum``; triangles and d
 (``tril``, ``triu``, ``diag``); pairwise distances (``cdist``)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from tinyvision.autograd.function import Context, Function, sum_to
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional._util import check_tensor
 from tinyvision.kernels.compat import array_module
 
 
@@ -70,11 +72,15 @@ def _rows_times_matrix(a, b) -> bool:
 
 def matmul(input: Any, other: Any) -> Tensor:
     """Matrix product with NumPy's rules: (..., n, k) @ (..., k, m) -> (..., n, m)."""
+    check_tensor("matmul", "input", input, arrays=True)  # x @ ndarray works, as in NumPy
+    check_tensor("matmul", "other", other, arrays=True)
     return MatMul.apply(input, other)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b. x: (..., in_features), W: (out_features, in_features), b: (out_features,)."""
+    for name, t in (("input", input), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
+        check_tensor("linear", name, t)
     if input.shape[-1:] != weight.shape[-1:]:
         raise ValueError(f"linear: input of shape {input.shape} has {input.shape[-1] if input.ndim else 0} "
                          f"features but weight of shape {weight.shape} expects {weight.shape[-1]}")

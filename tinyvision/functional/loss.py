@@ -1,4 +1,4 @@
-"""Losses, taken on logits where PyTorch takes them on logits, plus ``dropout``.
+"""Losses, taken on logits where PyTorch takes them on logits.
 
 Why ``cross_entropy`` takes logits: it is ``-log softmax(x)[y]``, and ``log_softmax`` is
 computed as ``x - logsumexp(x)`` (stable for any logits), never as ``log(softmax(x))``, which
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional import activation as A
 from tinyvision.functional import elementwise as E
 from tinyvision.functional import reduction as R
+from tinyvision.functional._util import check_floating, check_tensor
 from tinyvision.functional.indexing import gather
 from tinyvision.functional.shape import movedim
 from tinyvision.kernels.compat import array_module
@@ -103,6 +103,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     Gradient w.r.t. the logits (unweighted, no smoothing): softmax(x) - onehot(y), / N for 'mean'.
     """
     _check_reduction("cross_entropy", reduction)
+    check_floating("cross_entropy", "input", input)
+    check_tensor("cross_entropy", "target", target)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if input.ndim == 0:
@@ -143,6 +145,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     Gradient w.r.t. the logits: (1 + (p - 1) y) sigma(x) - p y, times weight.
     """
     _check_reduction("binary_cross_entropy_with_logits", reduction)
+    check_floating("binary_cross_entropy_with_logits", "input", input)
+    check_tensor("binary_cross_entropy_with_logits", "target", target)
     if input.shape != target.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: target shape {target.shape} must "
                          f"equal input shape {input.shape}")
@@ -151,7 +155,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
                         f"probabilities, got dtype {target.dtype}")
     # softplus computes max(z, 0) + log1p(e^-|z|) (never overflows) and its backward is
     # sigmoid(z) everywhere; no threshold, so that large |x| keeps full precision
-    softplus_neg = E.softplus(-input, threshold=float("inf"))
+    softplus_neg = A.softplus(-input, threshold=float("inf"))
     scale = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
     loss = (1 - target) * input + scale * softplus_neg
     if weight is not None:
@@ -162,6 +166,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
 def _check_pair(op: str, input: Tensor, target: Tensor, reduction: str) -> None:
     """The regression losses: same shapes (no silent broadcasting) and a known reduction."""
     _check_reduction(op, reduction)
+    check_floating(op, "input", input)
+    check_tensor(op, "target", target)
     if input.shape != target.shape:
         raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} differ")
 
@@ -190,17 +196,3 @@ def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta:
     loss = E.where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta)
     return _reduce(loss, reduction)
 
-
-def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted
-    dropout), so that the expected value is unchanged and eval needs no rescaling."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        return input * 0.0
-    from tinyvision.random import rand_array
-
-    keep = rand_array(input.shape, input.device) >= p
-    return input * Tensor(keep.astype(input.dtype) / np.asarray(1 - p, dtype=input.dtype))

@@ -19,7 +19,7 @@ import numpy as np
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.functional._util import pair
+from tinyvision.functional._util import output_sizes, pair
 from tinyvision.kernels.dispatch import kernel
 
 IntOrPair = Any  # int | tuple[int, int]
@@ -32,24 +32,9 @@ def _check_input(op: str, input: Tensor) -> None:
         raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
     if input.ndim not in (3, 4) or min(input.shape[-2:]) < 1:
         raise ValueError(f"{op}: input must be (N, C, H, W) or (C, H, W) with H, W >= 1, got shape {input.shape}")
-    if input.dtype.kind != "f":
-        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {input.dtype}")
-
-
-def pool_output_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int,
-                     ceil_mode: bool) -> int:
-    """Outputs along one axis, PyTorch's rule:
-
-        floor_or_ceil((size + 2 * padding - dilation * (kernel_size - 1) - 1) / stride) + 1
-
-    With ceil_mode a last partial window is kept, unless it would start inside the right
-    padding (then it covers no input pixel, and PyTorch drops it).
-    """
-    span = size + 2 * padding - dilation * (kernel_size - 1) - 1
-    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
+    if input.dtype not in (np.float32, np.float64):  # the kernels are compiled for these two
+        raise TypeError(f"{op}: input must be float32 or float64, got dtype {input.dtype}; "
+                        "cast it first, e.g. input.float()")
 
 
 def _window_args(op: str, input: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair,
@@ -62,13 +47,7 @@ def _window_args(op: str, input: Tensor, kernel_size: IntOrPair, stride: IntOrPa
     if any(p > k // 2 for k, p in zip(kernel_size, padding)):  # torch's rule (dilation not counted)
         raise ValueError(f"{op}: padding should be at most half of kernel_size, got padding={padding}, "
                          f"kernel_size={kernel_size}")
-    hw = input.shape[-2:]
-    out = tuple(pool_output_size(n, k, s, p, d, ceil_mode)
-                for n, k, s, p, d in zip(hw, kernel_size, stride, padding, dilation))
-    if min(out) < 1:
-        raise ValueError(f"{op}: output size {out} is too small: input {input.shape} (H, W = {hw}) with "
-                         f"kernel_size={kernel_size}, stride={stride}, padding={padding}, dilation={dilation}, "
-                         f"ceil_mode={ceil_mode} leaves no complete window")
+    out = output_sizes(op, input.shape[-2:], kernel_size, stride, padding, dilation, ceil_mode)
     return kernel_size, stride, padding, dilation, out
 
 
@@ -147,7 +126,7 @@ def max_pool2d(input: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None =
                dilation: IntOrPair = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
     """Max over ``kernel_size`` windows, as ``torch.nn.functional.max_pool2d``.
 
-    input (N, C, H, W) or (C, H, W) -> (N, C, OH, OW), OH = pool_output_size(H, ...).
+    input (N, C, H, W) or (C, H, W) -> (N, C, OH, OW), OH = conv_output_size(H, ..., ceil_mode).
     Padding counts as -inf (it never wins); ``stride`` defaults to ``kernel_size``.
     With ``return_indices`` also returns, per output, the flat index h * W + w of the winning
     input pixel (int64), as torch. A window that holds no input pixel (only possible with

@@ -14,7 +14,7 @@ import numpy as np
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import elementwise as E
-from tinyvision.functional._util import expand_reduced, normalize_dim, normalize_dims
+from tinyvision.functional._util import check_floating, check_tensor, expand_reduced, normalize_dim, normalize_dims
 from tinyvision.kernels.compat import array_module
 
 Dim = Any  # int | tuple[int, ...] | None
@@ -203,6 +203,7 @@ def sum(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
 
 
 def mean(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    check_floating("mean", "input", input)  # PyTorch refuses too: the mean of ints is not an int
     axes = normalize_dims(dim, input.ndim, "mean")
     n = int(np.prod([input.shape[a] for a in axes])) if axes else 1
     return Sum.apply(input, axes, keepdim) / n
@@ -224,6 +225,7 @@ def var(input: Tensor, dim: Dim = None, unbiased: bool | None = None, keepdim: b
         correction: int | None = None) -> Tensor:
     """Variance over ``dim``: sum((x - mean)^2) / (n - correction); correction 1 (the
     default, as in PyTorch; unbiased=True) divides by n - 1, 0 (unbiased=False) by n."""
+    check_floating("var", "input", input)
     dim, c = _correction("var", dim, unbiased, correction)
     return Var.apply(input, normalize_dims(dim, input.ndim, "var"), keepdim, c, False)
 
@@ -231,6 +233,7 @@ def var(input: Tensor, dim: Dim = None, unbiased: bool | None = None, keepdim: b
 def std(input: Tensor, dim: Dim = None, unbiased: bool | None = None, keepdim: bool = False, *,
         correction: int | None = None) -> Tensor:
     """Standard deviation, sqrt(var) (same arguments); its gradient is 0 where it is 0."""
+    check_floating("std", "input", input)
     dim, c = _correction("std", dim, unbiased, correction)
     return Var.apply(input, normalize_dims(dim, input.ndim, "std"), keepdim, c, True)
 
@@ -336,6 +339,7 @@ def norm(input: Tensor, p: Any = 2, dim: Dim = None, keepdim: bool = False) -> T
     """Vector p-norm over ``dim`` (all axes when None): p = 2 or 'fro' (the default), 1, 3, any
     finite p, 0 (the count of nonzeros), inf (max |x|) or -inf (min |x|). The gradient is 0
     where the norm is 0."""
+    check_floating("norm", "input", input)
     axes = normalize_dims(dim, input.ndim, "norm")
     if p == "fro":
         p = 2
@@ -348,15 +352,35 @@ def norm(input: Tensor, p: Any = 2, dim: Dim = None, keepdim: bool = False) -> T
     return Norm.apply(input, float(p), axes, keepdim)
 
 
-def softmax(input: Tensor, dim: int) -> Tensor:
+def _softmax_args(op: str, input: Tensor, dim: int | None, dtype: Any) -> tuple[Tensor, int]:
+    """The input (cast to ``dtype`` first when given, as PyTorch) and a checked dim.
+
+    dim=None is PyTorch's deprecated implicit choice, kept for old code: dim 0 for 0-, 1- and
+    3-D input (a vector; an unbatched (C, H, W) map), else dim 1 (the channels of (N, C, ...)),
+    with the same warning."""
+    check_tensor(op, "input", input)
+    if dtype is not None:
+        input = E.cast(input, dtype)
+    check_floating(op, "input", input, " (or pass dtype=)")
+    if dim is None:
+        import warnings
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+        warnings.warn(f"{op}: implicit dimension choice (dim=None) is deprecated; chose dim={dim}. "
+                      "Pass dim explicitly.", UserWarning, stacklevel=3)
+    return input, normalize_dim(dim, input.ndim, op)
+
+
+def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim``, shifted by the max for stability."""
-    if input.ndim == 0:  # PyTorch: a 0-d tensor is a softmax over one element
-        return Softmax.apply(input.reshape(1), normalize_dim(dim, 1, "softmax")).reshape(())
-    return Softmax.apply(input, normalize_dim(dim, input.ndim, "softmax"))
+    input, dim = _softmax_args("softmax", input, dim, dtype)
+    if input.ndim == 0:  # PyTorch: a 0-d tensor is a softmax over its one element
+        return Softmax.apply(input.reshape(1), 0).reshape(())
+    return Softmax.apply(input, dim)
 
 
-def log_softmax(input: Tensor, dim: int) -> Tensor:
+def log_softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
     """x - logsumexp(x) along ``dim``: stable where log(softmax(x)) underflows to -inf."""
-    if input.ndim == 0:
-        return LogSoftmax.apply(input.reshape(1), normalize_dim(dim, 1, "log_softmax")).reshape(())
-    return LogSoftmax.apply(input, normalize_dim(dim, input.ndim, "log_softmax"))
+    input, dim = _softmax_args("log_softmax", input, dim, dtype)
+    if input.ndim == 0:  # PyTorch: a 0-d tensor is a log_softmax over its one element
+        return LogSoftmax.apply(input.reshape(1), 0).reshape(())
+    return LogSoftmax.apply(input, dim)

@@ -9,7 +9,8 @@ import numpy as np
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.functional._util import normalize_dim, normalize_dims
+from tinyvision.functional._util import (int_sizes, normalize_dim, normalize_dims, real_number,
+                                        tensor_list)
 from tinyvision.kernels.compat import array_module
 
 
@@ -108,8 +109,8 @@ class ConstantPad(Function):
 
 
 # ------------------------------------------------------------------ public functions
-def _size_args(shape: Any) -> tuple[int, ...]:
-    return (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+def _size_args(shape: Any, op: str = "reshape", name: str = "shape") -> tuple[int, ...]:
+    return int_sizes(op, name, shape)
 
 
 def _infer_size(sizes: tuple[int, ...], n: int) -> tuple[int, ...] | None:
@@ -150,7 +151,7 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
     """Split one dim into ``sizes``: (N, 192) -> (N, 3, 8, 8) with dim=1, sizes=(3, 8, 8)."""
     d = normalize_dim(dim, input.ndim, "unflatten")
-    new = _infer_size(_size_args(sizes), input.shape[d])  # -1 comes from this dim alone
+    new = _infer_size(_size_args(sizes, "unflatten", "sizes"), input.shape[d])  # -1 comes from this dim alone
     if new is None:
         raise ValueError(f"unflatten: sizes {tuple(sizes)} do not multiply to dim {dim}'s size {input.shape[d]}")
     return reshape(input, input.shape[:d] + new + input.shape[d + 1:])
@@ -181,7 +182,7 @@ swapaxes = transpose
 def movedim(input: Tensor, source: int | Sequence[int], destination: int | Sequence[int]) -> Tensor:
     """Move dims to new places, keeping the others in order: movedim(x, 1, -1) turns
     (N, C, H, W) into (N, H, W, C); movedim(x, (0, 1), (2, 0)) moves two at once."""
-    src, dst = _size_args(source), _size_args(destination)
+    src, dst = _size_args(source, "movedim", "source"), _size_args(destination, "movedim", "destination")
     if len(src) != len(dst):
         raise ValueError(f"movedim: source {source} and destination {destination} must have the same length")
     src = tuple(normalize_dim(d, input.ndim, "movedim") for d in src)
@@ -207,7 +208,7 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
 
 
 def broadcast_to(input: Tensor, shape: Sequence[int]) -> Tensor:
-    shape = _size_args(shape)
+    shape = _size_args(shape, "broadcast_to")
     try:
         ok = np.broadcast_shapes(input.shape, shape) == shape
     except ValueError:
@@ -219,7 +220,7 @@ def broadcast_to(input: Tensor, shape: Sequence[int]) -> Tensor:
 
 def expand(input: Tensor, sizes: Sequence[int]) -> Tensor:
     """Broadcast to ``sizes``; -1 keeps that dim's size, as in PyTorch."""
-    sizes = _size_args(sizes)
+    sizes = _size_args(sizes, "expand", "sizes")
     lead = len(sizes) - input.ndim
     shape = tuple(input.shape[d - lead] if s == -1 and d >= lead else s for d, s in enumerate(sizes))
     return broadcast_to(input, shape)
@@ -227,28 +228,28 @@ def expand(input: Tensor, sizes: Sequence[int]) -> Tensor:
 
 def tile(input: Tensor, dims: Sequence[int]) -> Tensor:
     """Repeat the whole tensor ``dims[d]`` times along each axis (``np.tile``)."""
-    dims = _size_args(dims)
+    dims = _size_args(dims, "tile", "dims")
     reps = (1,) * (input.ndim - len(dims)) + dims
     return Tile.apply(input, reps)
 
 
 def repeat(input: Tensor, repeats: Sequence[int]) -> Tensor:
     """``Tensor.repeat``: like tile, but needs at least one count per dim."""
-    repeats = _size_args(repeats)
+    repeats = _size_args(repeats, "repeat", "repeats")
     if len(repeats) < input.ndim:
         raise ValueError(f"repeat: got {len(repeats)} counts {repeats} for a tensor of {input.ndim} dims")
     return Tile.apply(input, repeats)
 
 
 def flip(input: Tensor, dims: Sequence[int]) -> Tensor:
-    return Flip.apply(input, normalize_dims(_size_args(dims), input.ndim, "flip"))
+    return Flip.apply(input, normalize_dims(_size_args(dims, "flip", "dims"), input.ndim, "flip"))
 
 
 def roll(input: Tensor, shifts: Any, dims: Any = None) -> Tensor:
     """Shift elements cyclically; with dims=None the flattened tensor is rolled."""
     if dims is None:
         return reshape(Roll.apply(flatten(input), int(shifts), 0), input.shape)
-    shifts, dims = _size_args(shifts), _size_args(dims)
+    shifts, dims = _size_args(shifts, "roll", "shifts"), _size_args(dims, "roll", "dims")
     if len(shifts) != len(dims):
         raise ValueError(f"roll: shifts {shifts} and dims {dims} must have the same length")
     axes = tuple(normalize_dim(d, input.ndim, "roll") for d in dims)
@@ -258,9 +259,11 @@ def roll(input: Tensor, shifts: Any, dims: Any = None) -> Tensor:
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join along ``dim``; every other dim must agree (the error lists the shapes).
     Empty 1-D tensors (shape (0,)) are skipped whatever the others' shapes, as PyTorch does."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("cat: expected a non-empty list of tensors")
+    tensors = tensor_list("cat", "tensors", tensors)
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ValueError(f"cat: tensors[{i}] is zero-dimensional and cannot be concatenated; "
+                             "use stack to join scalars")
     if any(t.shape != (0,) for t in tensors):
         tensors = [t for t in tensors if t.shape != (0,)]
     axis = normalize_dim(dim, tensors[0].ndim, "cat")
@@ -276,9 +279,7 @@ concatenate = cat
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join along a new dim; all shapes must be equal."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("stack: expected a non-empty list of tensors")
+    tensors = tensor_list("stack", "tensors", tensors)
     if any(t.shape != tensors[0].shape for t in tensors):
         raise ValueError(f"stack: expects tensors of equal shape, got {[t.shape for t in tensors]}")
     d = normalize_dim(dim, tensors[0].ndim + 1, "stack")
@@ -313,14 +314,15 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> list[Tensor]:
     return split(input, math.ceil(n / chunks), dim)
 
 
-def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = 0.0) -> Tensor:
     """Pad the last dims, PyTorch's order: ``(left, right, top, bottom, front, back)``.
 
     mode 'constant' fills with ``value``; 'reflect' mirrors without repeating the edge
     (abc -> cb|abc|ba); 'replicate' repeats the edge (abc -> aa|abc|cc); 'circular' wraps
     around (abc -> bc|abc|ab).
     """
-    pad = tuple(int(p) for p in pad)
+    pad = int_sizes("pad", "pad", pad)
+    value = 0.0 if value is None else real_number("pad", "value", value)  # None means 0, as torch
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: needs an even number of widths, at most 2 per dim; got {pad} "
                          f"for a tensor of shape {input.shape}")

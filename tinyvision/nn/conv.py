@@ -13,20 +13,12 @@ import numpy as np
 
 from tinyvision import functional as F
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional._util import pair as _pair
 from tinyvision.functional.conv import padding_widths
 from tinyvision.nn.linear import reset_weight_and_bias
 from tinyvision.nn.module import Module, empty_parameter
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-def pair(value: Any, name: str) -> tuple[int, int]:
-    """``3`` -> (3, 3); ``(3, 2)`` stays; anything else is an error naming the argument."""
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return int(value[0]), int(value[1])
-    raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
 
 
 class _ConvNd(Module):
@@ -51,14 +43,14 @@ class _ConvNd(Module):
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{name}: padding must be 'same', 'valid', an int or a pair, got {padding!r}")
-            if padding == "same" and pair(stride, "stride") != (1, 1):
+            if padding == "same" and _pair(name, "stride", stride) != (1, 1):
                 raise ValueError(f"{name}: padding='same' needs stride 1, got stride={stride}")
         else:
-            padding = pair(padding, "padding")
+            padding = _pair(name, "padding", padding)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = pair(kernel_size, "kernel_size"), pair(stride, "stride")
-        self.padding, self.dilation, self.padding_mode = padding, pair(dilation, "dilation"), padding_mode
-        self.transposed, self.output_padding = transposed, pair(output_padding, "output_padding")
+        self.kernel_size, self.stride = _pair(name, "kernel_size", kernel_size), _pair(name, "stride", stride)
+        self.padding, self.dilation, self.padding_mode = padding, _pair(name, "dilation", dilation), padding_mode
+        self.transposed, self.output_padding = transposed, _pair(name, "output_padding", output_padding)
         channels = (in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups)
         self.weight = empty_parameter(channels + self.kernel_size, dtype, device)
         self.bias = empty_parameter((out_channels,), dtype, device) if bias else None

@@ -26,6 +26,7 @@ import numpy as np
 
 import tinyvision as tv
 from tinyvision import nn
+from tinyvision.functional._util import pair
 from tinyvision.viz._model import evaluating
 
 
@@ -41,7 +42,7 @@ class Field:
 
 
 def _pair(v: Any) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))
+    return pair("receptive_field", "kernel geometry", v)
 
 
 def geometry(module: Any) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]] | None:
