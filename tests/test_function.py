@@ -403,3 +403,16 @@ def test_autograd_core_imports_only_downwards_and_at_the_top():
                   [a.name for n in body if isinstance(n, ast.Import) for a in n.names]
         upward = [t for t in targets if t.startswith("tinyvision") and not t.startswith(("tinyvision.kernels", "tinyvision.autograd.function"))]
         assert not upward, f"{name} imports upwards at module level: {upward}"
+
+
+def test_backward_after_an_optimizer_step_on_a_saved_weight_is_refused():
+    """PyTorch's optimizers change parameters in place, which bumps their version; ours too,
+    so a stale graph is refused instead of differentiated at the new weights."""
+    for lib in (tv, torch):
+        w = lib.nn.Parameter(lib.ones(3, dtype=lib.float64))
+        loss = (w * w).sum()
+        opt = lib.optim.SGD([w], lr=0.1)
+        w.grad = lib.ones(3, dtype=lib.float64)
+        opt.step()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation.*is at version 1; expected version 0"):
+            loss.backward()

@@ -344,8 +344,12 @@ class Tensor:
             raise RuntimeError(f"{op}: result type {values.dtype} can't be cast to the desired "
                                f"output type {self.dtype}")
         self.data[...] = values
-        self._version_counter[0] += 1
+        self._bump_version()
         return self
+
+    def _bump_version(self) -> None:
+        """Count an in-place change of ``data`` (the optimizers call it after their updates)."""
+        self._version_counter[0] += 1
 
     def _fill_with(self, op: str, values: Any) -> "Tensor":
         """Overwrite with values that do not depend on the old ones (fill_, normal_...):
