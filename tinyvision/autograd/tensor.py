@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from tinyvision.autograd.function import Node, RemovableHandle, is_grad_enabled, no_grad, run_backward
+from tinyvision.autograd.function import (Node, RemovableHandle, check_history, is_grad_enabled, no_grad,
+                                          run_backward)
 from tinyvision.kernels import compat
 
 
@@ -63,7 +64,7 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # so `ndarray + Tensor` calls Tensor.__radd__ instead of NumPy
-    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_version_counter", "_hooks",
+    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_version_counter", "_history_mark", "_hooks",
                  "_post_accumulate_hooks", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False, grad_fn: Node | None = None,
@@ -74,9 +75,12 @@ class Tensor:
         self.grad: Tensor | None = None
         self.grad_fn = grad_fn
         self._requires_grad = False
-        # how many in-place changes this memory has seen: one slot, shared with the tensors
-        # that view the same memory (views, detach()), so a change through any is seen by all
-        self._version_counter: list[int] = _view_of._version_counter if _view_of is not None else [0]
+        # [in-place changes of this memory, how many of them were recorded in a graph], shared
+        # with the tensors that view the same memory (views, detach()), so all see a change
+        self._version_counter: list[int] = _view_of._version_counter if _view_of is not None else [0, 0]
+        # the recorded-change count when grad_fn was set: if another tensor sharing this memory
+        # records an in-place change later, this tensor's history is out of date (check_history)
+        self._history_mark: int | None = self._version_counter[1]
         self._hooks: dict = {}  # a leaf's register_hook functions (a non-leaf's live on grad_fn)
         self._post_accumulate_hooks: dict | None = None  # made on first register
         self.requires_grad = requires_grad or grad_fn is not None
@@ -172,7 +176,9 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """The same array, cut from the graph (no copy; in-place changes are seen by both)."""
-        return Tensor(self.data, _view_of=self)
+        out = Tensor(self.data, _view_of=self)
+        out._history_mark = None  # no history of its own that could go out of date
+        return out
 
     # ----------------------------------------------------------------- array facts
     @property
@@ -328,10 +334,13 @@ class Tensor:
         if not recording:
             with no_grad():
                 return self._overwrite(op, fn(self, *args).data)
+        check_history(op, self)
         old = Tensor(self.data.copy(), grad_fn=self.grad_fn, requires_grad=self.requires_grad)
         out = fn(old, *args)
         self._overwrite(op, out.data)
         self.grad_fn, self._requires_grad = out.grad_fn, out.requires_grad
+        self._version_counter[1] += 1  # tensors sharing this memory now hold stale histories
+        self._history_mark = self._version_counter[1]
         return self
 
     def _overwrite(self, op: str, values: Any) -> "Tensor":
