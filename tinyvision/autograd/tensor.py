@@ -325,9 +325,13 @@ class Tensor:
     # old value, which carries self's history, then self's array is overwritten and self
     # takes the new node. Every change bumps the version counter, so a node that saved the
     # old array refuses to run backward (Context.check_versions) instead of using new values.
-    def _inplace(self, op: str, fn: Callable[..., "Tensor"], *args: Any) -> "Tensor":
-        recording = is_grad_enabled() and (
+    def _recording(self, *args: Any) -> bool:
+        """Whether an in-place change of self with these arguments joins a graph."""
+        return is_grad_enabled() and (
             self.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args))
+
+    def _inplace(self, op: str, fn: Callable[..., "Tensor"], *args: Any) -> "Tensor":
+        recording = self._recording(*args)
         if recording and self.grad_fn is None and self.requires_grad:
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an "
                                "in-place operation. (Do it under tinyvision.no_grad().)")
@@ -370,7 +374,12 @@ class Tensor:
                                                        self._xp.asarray(v, dtype=t.dtype), t), values)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        self._inplace("__setitem__", lambda t, v: F.index_put(t, index, v), value)
+        if self._recording(value):
+            self._inplace("__setitem__", lambda t, v: F.index_put(t, index, v), value)
+            return
+        # outside a graph, write just the indexed elements (not a whole copy, as index_put makes)
+        self.data[F.unwrap_index(index)] = value.data if isinstance(value, Tensor) else value
+        self._bump_version()
 
     def copy_(self, src: "Tensor | Any") -> "Tensor":
         if not isinstance(src, Tensor):
