@@ -65,7 +65,8 @@ def test_affine_grid_matches_torch_and_gradcheck(size, align_corners):
 def test_spatial_transformer_end_to_end_gradient_matches_torch():
     """theta -> affine_grid -> grid_sample: the gradient reaches theta through the grid."""
     rng = np.random.default_rng(2)
-    x, theta = rng.standard_normal((2, 2, 5, 6)), np.tile(np.eye(2, 3), (2, 1, 1)) + 0.2 * rng.standard_normal((2, 2, 3))
+    x = rng.standard_normal((2, 2, 5, 6))
+    theta = np.tile(np.eye(2, 3), (2, 1, 1)) + 0.2 * rng.standard_normal((2, 2, 3))
 
     def stn(lib, a, t):
         f = F if lib is tv else TF

@@ -2,7 +2,7 @@
 
 Also importable as ``tinyvision.nn.functional``, PyTorch's name for the same thing.
 """
-from tinyvision.functional.conv import conv2d, conv_transpose2d, fold, unfold
+from tinyvision.functional.conv import conv1d, conv2d, conv3d, conv_transpose2d, fold, unfold
 from tinyvision.functional.elementwise import (
     abs, add, allclose, arctan2, atan2, cast, ceil, clamp, clip, clone, cos, div, eq, erf, exp,
     floor, ge, gt, isclose, isfinite, isinf, isnan, le, lerp, log, log1p,
@@ -15,14 +15,18 @@ from tinyvision.functional.dropout import dropout, dropout1d, dropout2d, dropout
 from tinyvision.functional.indexing import (gather, getitem, index_add, index_put, index_select,
                                             masked_fill, masked_scatter, scatter, scatter_add,
                                             unwrap_index)
-from tinyvision.functional.loss import (binary_cross_entropy_with_logits, cross_entropy,
-                                        l1_loss, mse_loss, nll_loss, smooth_l1_loss)
-from tinyvision.functional.normalization import (batch_norm, embedding, group_norm, layer_norm,
-                                                 local_response_norm, normalize)
+from tinyvision.functional.distance import cosine_similarity, pairwise_distance
+from tinyvision.functional.loss import (binary_cross_entropy, binary_cross_entropy_with_logits,
+                                        cosine_embedding_loss, cross_entropy, huber_loss, kl_div,
+                                        l1_loss, mse_loss, nll_loss, one_hot, smooth_l1_loss,
+                                        triplet_margin_loss)
+from tinyvision.functional.normalization import (batch_norm, embedding, group_norm, instance_norm,
+                                                 layer_norm, local_response_norm, normalize)
 from tinyvision.functional.pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d,
                                            max_pool2d)
 from tinyvision.functional.attention import scaled_dot_product_attention
 from tinyvision.functional.resize import interpolate, pixel_shuffle, pixel_unshuffle
+from tinyvision.functional.segmentation import dice_ce_loss, dice_loss, focal_loss
 from tinyvision.functional.reduction import (all, amax, amin, any, argmax, argmin, log_softmax,
                                              logsumexp, max, mean, min, norm, prod, softmax, std,
                                              sum, var)

@@ -20,7 +20,7 @@ from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import elementwise as E
 from tinyvision.functional import reduction as R
-from tinyvision.functional._util import check_eps, check_floating, int_sizes
+from tinyvision.functional._util import check_eps, check_floating, check_tensor, int_sizes
 from tinyvision.functional.shape import reshape
 from tinyvision.kernels.compat import array_module, scatter_add
 
@@ -36,6 +36,8 @@ def _shape(t: Any) -> tuple[int, ...] | None:
 
 def _check_param(op: str, name: str, t: Any, expected: tuple[int, ...], input: Tensor, why: str) -> None:
     """A weight / bias / running statistic must have exactly ``expected`` shape."""
+    if t is not None:
+        check_tensor(op, name, t, arrays=True)
     if t is not None and tuple(t.shape) != expected:
         raise ValueError(f"{op}: {name} has shape {tuple(t.shape)} but input of shape {input.shape} "
                          f"needs {expected} ({why})")
@@ -193,6 +195,39 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     return reshape(y, input.shape)
 
 
+def instance_norm(input: Tensor, running_mean: Any = None, running_var: Any = None, weight: Tensor | None = None,
+                  bias: Tensor | None = None, use_input_stats: bool = True, momentum: float = 0.1,
+                  eps: float = 1e-5) -> Tensor:
+    """Normalise each channel of each sample over its spatial dims (Ulyanov et al. 2016: style
+    transfer; it removes per-image contrast), then a per-channel affine.
+
+    input: (N, C, *) with at least one spatial dim; running_mean, running_var, weight, bias:
+    (C,). It is group_norm with one channel per group. With ``use_input_stats`` and running
+    buffers given, they are updated in place with the instance statistics averaged over N
+    (the variance unbiased, as batch_norm); ``use_input_stats=False`` normalises with the
+    running statistics instead (batch_norm's eval mode).
+    """
+    op = "instance_norm"
+    if input.ndim < 3:
+        raise ValueError(f"{op}: input must be (N, C, *) with at least one spatial dim, got shape {input.shape}")
+    n, c = input.shape[:2]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        _check_param(op, name, t, (c,), input, f"one value per channel, C = {c}")
+    if not use_input_stats:
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    axes = tuple(range(2, input.ndim))
+    m = input.numel() // max(n * c, 1)
+    if m <= 1:
+        raise ValueError(f"{op}: expected more than 1 spatial element per channel, got input of shape {input.shape}")
+    if running_mean is not None or running_var is not None:
+        mean, var = _moments(input.data, axes)  # (N, C, 1, ...)
+        if running_mean is not None:
+            _update_running(running_mean, mean.reshape(n, c).mean(0), momentum)
+        if running_var is not None:
+            _update_running(running_var, (var * (m / (m - 1))).reshape(n, c).mean(0), momentum)
+    return group_norm(input, c, weight, bias, eps)
+
+
 def _channel_window_sum(a, before: int, after: int):
     """s[:, c] = sum of a[:, c'] for c' in [c - before, c + after], zero outside 0..C-1."""
     xp = array_module(a)
@@ -275,6 +310,8 @@ class Embedding(Function):
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Look up rows of ``weight`` (num_embeddings, embedding_dim) by the integer ``input`` (*);
     output (*, embedding_dim)."""
+    check_tensor("embedding", "input", input, arrays=True)
+    check_tensor("embedding", "weight", weight)
     index = array_module(weight.data).asarray(_data(input))  # on weight's device
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be (num_embeddings, embedding_dim), "

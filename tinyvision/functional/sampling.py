@@ -220,7 +220,8 @@ def affine_grid(theta: Tensor, size: Sequence[int], align_corners: bool | None =
     """
     op = "affine_grid"
     if not isinstance(theta, Tensor) or theta.dtype.kind != "f":
-        raise TypeError(f"{op}: theta must be a floating-point Tensor, got {getattr(theta, 'dtype', type(theta).__name__)}")
+        what = getattr(theta, "dtype", type(theta).__name__)
+        raise TypeError(f"{op}: theta must be a floating-point Tensor, got {what}")
     size = tuple(int(s) for s in size)
     if len(size) not in (4, 5):
         raise ValueError(f"{op}: size must be (N, C, H, W) or (N, C, D, H, W), got {size}")
