@@ -11,13 +11,14 @@ export MALLOC_TRIM_THRESHOLD_ := 17179869184
 # core Numba's kernels need next (tinyvision/kernels/cpu/threading.py)
 export OPENBLAS_THREAD_TIMEOUT := 10
 
-.PHONY: demo test test-slow bench gradcheck clean
+.PHONY: demo test test-slow test-mpi bench gradcheck clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch is pinned to the 2.13.0 CPU wheel in the `test` extra: never a CUDA build.
-	$(PY) -m pip install -q -e ".[test,data,viz]"
+	# `mpi` (mpi4py + the mpich wheel, which brings mpiexec): the distributed tests run 2 ranks.
+	$(PY) -m pip install -q -e ".[test,data,viz,mpi,imaging]"
 	touch $@
 
 # LeNet-5 (the 1998 network) from scratch on the scikit-learn digits: >= 97% test accuracy;
@@ -27,6 +28,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# the data-parallel proofs alone: 2 ranks under mpiexec (also part of `make test`)
+test-mpi: $(VENV)/.installed
+	$(PY) -m pytest -q -m mpi tests/test_distributed.py
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow

@@ -76,7 +76,7 @@ def test_bad_arguments_name_the_option_and_what_is_valid(argv: list[str], fragme
     (["train", "--data", "imagenet"], "unknown --data 'imagenet'; choose one of: digits, shapes, mnist:PATH"),
     (["train", "--data", "cifar10"], "--data cifar10 needs a local folder: --data cifar10:PATH"),
     (["train", "--model", "alexnet", "--data", "digits"], "model alexnet takes 3-channel images; the data has 1"),
-    (["train", "--model", "lenet6"], "unknown --model 'lenet6'; `tinyvision models` lists the"),
+    (["train", "--model", "lenet6"], "unknown model 'lenet6'; `tinyvision models` lists the"),
     (["train", "--resume", "missing.ckpt.npz"], "--resume: load: no such file 'missing.ckpt.npz'"),
     (["eval", "--checkpoint", "missing.ckpt.npz"], "--checkpoint: load: no such file 'missing.ckpt.npz'"),
 ])

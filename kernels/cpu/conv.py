@@ -29,6 +29,10 @@ from numba import njit, prange
 from tinyvision.kernels.cpu import threading as _thread_policy  # noqa: F401  (before any launch)
 from tinyvision.kernels.reference.conv import Pair, conv_output_size
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "im2col", "col2im"]
+
 # --------------------------------------------------------------------------- workspaces
 _local = threading.local()
 

@@ -29,6 +29,10 @@ from typing import Callable
 
 import numpy as np
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "im2col", "col2im"]
+
 Pair = tuple[int, int]
 
 

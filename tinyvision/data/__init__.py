@@ -5,14 +5,15 @@
     for images, labels in DataLoader(train, batch_size=64, shuffle=True, seed=0): ...
 """
 from tinyvision.data import functional, transforms
-from tinyvision.data.dataset import Dataset, Subset, TensorDataset
+from tinyvision.data.dataset import Dataset, Subset, TensorDataset, random_split
 from tinyvision.data.digits import digits
 from tinyvision.data.folder import ImageFolder
 from tinyvision.data.loader import DataLoader, default_collate, default_convert
 from tinyvision.data.mix import CutMix, MixUp, soft_target_cross_entropy
 from tinyvision.data.readers import cifar10, fashion_mnist, mnist, read_cifar_batch, read_idx
-from tinyvision.data.shapes import shapes
+from tinyvision.data.shapes import shapes, shapes_scenes
 
-__all__ = ["Dataset", "Subset", "TensorDataset", "DataLoader", "default_collate", "default_convert",
-           "digits", "shapes", "mnist", "fashion_mnist", "cifar10", "read_idx", "read_cifar_batch", "ImageFolder",
+__all__ = ["Dataset", "Subset", "TensorDataset", "random_split", "DataLoader", "default_collate", "default_convert",
+           "digits", "shapes", "shapes_scenes", "mnist", "fashion_mnist", "cifar10", "read_idx", "read_cifar_batch",
+           "ImageFolder",
            "MixUp", "CutMix", "soft_target_cross_entropy", "functional", "transforms"]

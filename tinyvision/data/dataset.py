@@ -104,3 +104,30 @@ class Subset(Dataset):
     def gather(self, indices: np.ndarray) -> Any:
         gather = getattr(self.dataset, "gather", None)
         return None if gather is None else gather(self.indices[indices])
+
+
+def random_split(dataset: Any, lengths: Sequence[int | float], seed: int = 0) -> list[Subset]:
+    """Split ``dataset`` into non-overlapping random Subsets, as ``torch.utils.data.random_split``.
+
+    lengths: sample counts that add up to ``len(dataset)``, or fractions that add up to 1
+        (each gets ``floor(fraction * len)``; the samples left over go one each to the first
+        parts, round-robin, as torch does).
+    seed: the permutation comes from ``numpy.random.default_rng(seed)``, so the split is the
+        same on every run (and never depends on the global generator). It is not torch's
+        permutation: the same seed gives a different split there.
+    """
+    n = len(dataset)
+    lengths = list(lengths)
+    if lengths and all(isinstance(x, float) for x in lengths) and abs(sum(lengths) - 1) < 1e-9:
+        if any(not 0 <= x <= 1 for x in lengths):
+            raise ValueError(f"random_split: fractions must lie in [0, 1], got {lengths}")
+        counts = [int(x * n) for x in lengths]
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+        lengths = counts
+    if any(int(x) != x or x < 0 for x in lengths) or sum(lengths) != n:
+        raise ValueError(f"random_split: lengths must be counts adding up to len(dataset) = {n}, "
+                         f"or fractions adding up to 1; got {lengths}")
+    order = np.random.default_rng(seed).permutation(n)
+    bounds = np.cumsum([0, *lengths])
+    return [Subset(dataset, order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]

@@ -69,12 +69,18 @@ class DataLoader:
     drop_last: drop the last batch when it is smaller than ``batch_size``.
     collate_fn: list of samples -> batch; ``default_collate`` when None. With the default and
         a dataset that has ``gather(indices)`` (TensorDataset), whole batches are taken at once.
+    sampler: an iterable of indices with a length that decides the order instead (e.g. a
+        ``DistributedSampler``: this rank's share); excludes ``shuffle``, as in PyTorch.
     """
 
     def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 collate_fn: Callable[[list], Any] | None = None, seed: int | None = None) -> None:
+                 collate_fn: Callable[[list], Any] | None = None, seed: int | None = None,
+                 sampler: Any = None) -> None:
         if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        self.sampler = sampler
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.drop_last, self.collate_fn = shuffle, drop_last, collate_fn
         self._rng = None if seed is None else np.random.default_rng(seed)
@@ -88,10 +94,12 @@ class DataLoader:
             self._rng.bit_generator.state = state["rng"]
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _order(self) -> np.ndarray:
+        if self.sampler is not None:
+            return np.fromiter(self.sampler, dtype=np.int64)
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)

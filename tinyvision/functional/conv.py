@@ -46,6 +46,9 @@ def _check_operands(op: str, input: Tensor, weight: Tensor, bias: Tensor | None,
     """Same float dtype and device for all; weight ``rank``-D; bias (out_channels,)."""
     if not isinstance(weight, Tensor) or weight.ndim != rank:
         raise ValueError(f"{op}: weight must be {rank}-D, got shape {getattr(weight, 'shape', None)}")
+    if 0 in weight.shape:  # a 0-size kernel would "convolve" to the bias alone; PyTorch refuses too
+        raise ValueError(f"{op}: weight of shape {weight.shape} has a zero-size dim; channels and "
+                         "kernel size must be >= 1")
     for name, t in (("input", input), ("weight", weight), ("bias", bias)):
         if t is None:
             continue
@@ -73,6 +76,9 @@ def _batched(op: str, input: Tensor, ranks: tuple[int, int], layout: str) -> tup
         raise ValueError(f"{op}: input must be {ranks[1]}-D {layout} (or {ranks[0]}-D without the "
                          f"batch dim), got shape {input.shape}")
     unbatched = input.ndim == ranks[0]
+    if 0 in input.shape[1 - unbatched:]:  # only the batch may be empty, as in PyTorch
+        raise ValueError(f"{op}: input of shape {input.shape} has a zero-size dim; only the batch "
+                         "dim may be 0")
     return (input.reshape((1,) + input.shape) if unbatched else input), unbatched
 
 

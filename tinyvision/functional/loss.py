@@ -17,6 +17,7 @@ from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import activation as A
 from tinyvision.functional import elementwise as E
 from tinyvision.functional import reduction as R
+from tinyvision.functional._util import check_floating, check_tensor
 from tinyvision.functional.indexing import gather
 from tinyvision.functional.distance import pairwise_distance
 from tinyvision.functional.shape import movedim
@@ -107,6 +108,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     Gradient w.r.t. the logits (unweighted, no smoothing): softmax(x) - onehot(y), / N for 'mean'.
     """
     _check_reduction("cross_entropy", reduction)
+    check_floating("cross_entropy", "input", input)
+    check_tensor("cross_entropy", "target", target)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if input.ndim == 0:
@@ -147,6 +150,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     Gradient w.r.t. the logits: (1 + (p - 1) y) sigma(x) - p y, times weight.
     """
     _check_reduction("binary_cross_entropy_with_logits", reduction)
+    check_floating("binary_cross_entropy_with_logits", "input", input)
+    check_tensor("binary_cross_entropy_with_logits", "target", target)
     if input.shape != target.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: target shape {target.shape} must "
                          f"equal input shape {input.shape}")
@@ -166,6 +171,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
 def _check_pair(op: str, input: Tensor, target: Tensor, reduction: str) -> None:
     """The regression losses: same shapes (no silent broadcasting) and a known reduction."""
     _check_reduction(op, reduction)
+    check_floating(op, "input", input)
+    check_tensor(op, "target", target)
     if input.shape != target.shape:
         raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} differ")
 

@@ -20,6 +20,7 @@ from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import elementwise as E
 from tinyvision.functional import reduction as R
+from tinyvision.functional._util import check_eps, check_floating, int_sizes
 from tinyvision.functional.shape import reshape
 from tinyvision.kernels.compat import array_module, scatter_add
 
@@ -116,6 +117,8 @@ def batch_norm(input: Tensor, running_mean: Any, running_var: Any, weight: Tenso
     running_var with the *unbiased* variance (times M / (M - 1)), weighted by ``momentum``.
     training=False normalises with the running statistics.
     """
+    check_floating("batch_norm", "input", input)
+    check_eps("batch_norm", eps)
     if input.ndim < 2:
         raise ValueError(f"batch_norm: input must be (N, C, *), got shape {input.shape}")
     c = input.shape[1]
@@ -150,7 +153,9 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Ten
 
     input: (*, *normalized_shape); weight, bias: normalized_shape (elementwise affine).
     """
-    shape = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    check_floating("layer_norm", "input", input)
+    check_eps("layer_norm", eps)
+    shape = int_sizes("layer_norm", "normalized_shape", normalized_shape)
     k = len(shape)
     if k == 0 or k > input.ndim or input.shape[input.ndim - k:] != shape:
         raise ValueError(f"layer_norm: normalized_shape {shape} does not match the trailing dims "
@@ -169,6 +174,8 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
 
     input: (N, C, *); weight, bias: (C,). Implemented on the view (N, G, C/G, *).
     """
+    check_floating("group_norm", "input", input)
+    check_eps("group_norm", eps)
     if input.ndim < 2:
         raise ValueError(f"group_norm: input must be (N, C, *), got shape {input.shape}")
     n, c, rest = input.shape[0], input.shape[1], input.shape[2:]
@@ -292,7 +299,7 @@ class Embedding(Function):
     def backward(ctx: Context, grad):
         (index,) = ctx.saved_tensors
         gw = array_module(grad).zeros(ctx.shape, dtype=grad.dtype)
-        scatter_add(gw, index.reshape(-1), grad.reshape(-1, ctx.shape[1]))
+        scatter_add(gw, index.reshape(-1), grad.reshape(index.size, ctx.shape[1]))  # no -1: D may be 0
         if ctx.padding_idx is not None:
             gw[ctx.padding_idx] = 0
         return gw, None, None

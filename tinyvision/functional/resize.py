@@ -1,5 +1,6 @@
 """Changing the spatial resolution of (N, C, *spatial) maps: ``interpolate`` (nearest,
-nearest-exact, linear / bilinear / trilinear for 1, 2, 3 spatial dims, bicubic, and area)
+nearest-exact, linear / bilinear / trilinear for 1, 2, 3 spatial dims, bicubic, and area;
+bilinear and bicubic also antialiased)
 and ``pixel_shuffle`` / ``pixel_unshuffle``.
 
 Every interpolation mode is separable: along each spatial axis every output sample is a
@@ -9,6 +10,7 @@ weighted sum of a few input samples ("taps"):
     linear     y[o] = (1 - l(o)) x[i0(o)] + l(o) x[i1(o)]  two taps
     cubic      y[o] = sum_k w_k(o) x[i(o) + k], k = -1..2  four taps (Keys' cubic convolution)
     area       y[o] = mean of x over o's bin               as many taps as the longest bin
+    antialias  y[o] = sum_j f((j - c(o)) / s) x[j] / norm   the filter f stretched by the shrink s
 
 so the forward is a gather per tap along each spatial axis in turn (bilinear = linear along
 H, then along W; trilinear along D, H, W; bicubic = cubic along H, then W). The backward is the transpose: each
@@ -26,6 +28,7 @@ import numpy as np
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional._util import check_floating, check_tensor
 from tinyvision.functional.shape import permute, reshape
 from tinyvision.kernels.compat import array_module
 
@@ -98,6 +101,65 @@ def _cubic_taps(n_in: int, n_out: int, scale: float | None, align_corners: bool,
 
     weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
     return [(np.clip(i + k, 0, n_in - 1), w) for k, w in zip(range(-1, 3), weights)]
+
+
+def _triangle(d):
+    """The linear filter: w(d) = max(1 - |d|, 0)."""
+    d = np.abs(d)
+    return np.where(d < 1, 1 - d, 0)
+
+
+def _keys_half(d):
+    """Keys' cubic with A = -0.5 (PIL's and PyTorch's antialiased bicubic; the plain one uses
+    -0.75): (A + 2)|d|^3 - (A + 3)|d|^2 + 1 for |d| <= 1, A|d|^3 - 5A|d|^2 + 8A|d| - 4A for
+    1 < |d| < 2, 0 beyond."""
+    a, d = -0.5, np.abs(d)
+    near = ((a + 2) * d - (a + 3)) * d * d + 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    return np.where(d < 1, near, np.where(d < 2, far, 0))
+
+
+# mode -> (filter, its support in input samples at scale 1)
+_AA_FILTERS = {"bilinear": (_triangle, 1.0), "bicubic": (_keys_half, 2.0)}
+
+
+def _antialias_taps(n_in: int, n_out: int, scale: float | None, mode: str, align_corners: bool,
+                    dtype: Any) -> Taps:
+    """PyTorch's (and PIL's) antialiased resampling: when shrinking by s = n_in / n_out > 1 the
+    filter is stretched by s, so every output averages all the input it covers (a low-pass
+    before sampling; without it, shrinking aliases). Output o is centred at c = s (o + 0.5) and
+    reads the inputs j in [xmin, xmax) with
+
+        xmin = max(int(c - R + 0.5), 0),   xmax = min(int(c + R + 0.5), n_in),   R = r max(s, 1)
+        w_j = f((j - c + 0.5) / max(s, 1)),  normalised to sum to 1
+
+    (r = 1 for the triangle, 2 for the cubic; the normalisation also handles the edges, where
+    the window is cut). s is 1/scale_factor when given, else n_in / n_out, or
+    (n_in - 1) / (n_out - 1) with align_corners (which moves no centre here, as in PyTorch).
+    Tap k reads xmin + k, with weight 0 past the window's end.
+
+    An axis whose size does not change is copied, whatever the scale_factor: PyTorch's
+    antialiased forward skips it (its backward does not, so there PyTorch's gradient is not its
+    forward's; ours is, tested by finite differences)."""
+    if n_out == n_in:
+        return [(np.arange(n_out), None)]
+    filt, radius = _AA_FILTERS[mode]
+    if align_corners:
+        s = dtype(n_in - 1) / dtype(n_out - 1) if n_out > 1 else dtype(0.0)
+    else:
+        s = dtype(1.0 / scale) if scale else dtype(n_in) / dtype(n_out)
+    support = radius * s if s >= 1 else dtype(radius)
+    invscale = 1 / s if s >= 1 else dtype(1.0)
+    centre = s * (np.arange(n_out, dtype=dtype) + dtype(0.5))
+    xmin = np.maximum((centre - support + dtype(0.5)).astype(np.int64), 0)  # int(): truncation, as torch
+    xsize = np.minimum((centre + support + dtype(0.5)).astype(np.int64), n_in) - xmin
+    k = np.arange(int(math.ceil(support)) * 2 + 1)[:, None]  # (taps, 1): enough for any window
+    w = filt(((k + xmin).astype(dtype) - centre + dtype(0.5)) * invscale).astype(dtype)
+    w = np.where(k < xsize, w, 0)
+    total = w.sum(axis=0)
+    w = w / np.where(total != 0, total, 1)
+    used = int(xsize.max())
+    return [(np.minimum(xmin + r, n_in - 1), w[r].astype(dtype)) for r in range(used)]
 
 
 def _area_taps(n_in: int, n_out: int, dtype: Any) -> Taps:
@@ -205,7 +267,8 @@ def _per_axis(value: Any, name: str, cast: type, ndim: int) -> tuple:
 
 def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
                 scale_factor: float | Sequence[float] | None = None, mode: str = "nearest",
-                align_corners: bool | None = None, recompute_scale_factor: bool | None = None) -> Tensor:
+                align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
+                antialias: bool = False) -> Tensor:
     """Resize a (N, C, *spatial) map with 1, 2 or 3 spatial dims, as
     ``torch.nn.functional.interpolate``: (N, C, W) -> (N, C, W_out), (N, C, H, W) ->
     (N, C, H_out, W_out), (N, C, D, H, W) -> (N, C, D_out, H_out, W_out).
@@ -218,14 +281,20 @@ def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
     range), or 'area' (adaptive average pooling to the output size); ``align_corners`` (the
     linear and cubic modes only, default False) maps the corner pixels' centres onto each other.
     """
+    check_tensor("interpolate", "input", input)
     if mode not in _MODES:
         raise ValueError(f"interpolate: mode must be one of {tuple(_MODES)}, got {mode!r}")
+    if not mode.startswith("nearest"):  # weights are fractions: an integer map would truncate them to 0
+        check_floating("interpolate", "input", input, f" for mode {mode!r}")
     if input.ndim not in _SPATIAL or _MODES[mode] not in (None, input.ndim):
         need = _SPATIAL[_MODES[mode]] if _MODES[mode] else "3-, 4- or 5-D (N, C, *spatial)"
         raise ValueError(f"interpolate: mode {mode!r} needs {need} input, got shape {input.shape}")
     if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
         raise ValueError("interpolate: align_corners can only be set with mode 'linear', 'bilinear', "
                          f"'bicubic' or 'trilinear', got align_corners={align_corners} with mode={mode!r}")
+    if antialias and (mode not in _AA_FILTERS or input.ndim != 4):
+        raise ValueError("interpolate: antialias=True needs mode 'bilinear' or 'bicubic' and (N, C, H, W) input, "
+                         f"got mode={mode!r} and shape {input.shape}")
     if (size is None) == (scale_factor is None):
         raise ValueError(f"interpolate: give exactly one of size and scale_factor, got size={size} "
                          f"and scale_factor={scale_factor}")
@@ -243,7 +312,8 @@ def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
         raise ValueError(f"interpolate: output size {out_sizes} must be positive (input of shape "
                          f"{input.shape}, size={size}, scale_factor={scale_factor})")
     dtype = np.dtype(input.dtype).type
-    taps = [_axis_taps(n, o, s, mode, bool(align_corners), dtype) for n, o, s in zip(in_sizes, out_sizes, scales)]
+    axis_taps = _antialias_taps if antialias else _axis_taps
+    taps = [axis_taps(n, o, s, mode, bool(align_corners), dtype) for n, o, s in zip(in_sizes, out_sizes, scales)]
     return Resample.apply(input, *taps)
 
 

@@ -15,8 +15,9 @@ from tinyvision.nn.transformer import (Transformer, TransformerDecoder, Transfor
 from tinyvision.nn.linear import Flatten, Linear, Unflatten
 from tinyvision.nn.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
                                 MSELoss, NLLLoss, SmoothL1Loss)
-from tinyvision.nn.module import (Identity, IncompatibleKeys, Module, ModuleDict, ModuleList,
-                                  Parameter, RemovableHandle, Sequential)
+from tinyvision.nn.container import ModuleDict, ModuleList, Sequential
+from tinyvision.nn.module import Identity, IncompatibleKeys, Module, RemovableHandle
+from tinyvision.nn.parameter import Parameter
 from tinyvision.nn.normalization import (BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d,
                                          InstanceNorm3d, LayerNorm, LocalResponseNorm)
 from tinyvision.nn.padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d

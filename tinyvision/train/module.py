@@ -5,7 +5,11 @@ A ``TrainModule`` holds the network and defines
 
 * ``training_step(batch, batch_idx)`` -> the loss (a scalar Tensor) or a dict with ``"loss"``
   and any other metrics (numbers or scalar Tensors) to log;
-* ``validation_step(batch, batch_idx)`` -> a dict of metrics (optional);
+* ``validation_step(batch, batch_idx)`` -> a dict of metrics (optional); the Trainer averages
+  them over the samples;
+* ``on_validation_epoch_start()`` / ``on_validation_epoch_end() -> dict`` (optional), for metrics
+  that are not per-batch means (mean IoU, mAP, PSNR over a set): reset an accumulator at the
+  start, return the finished metrics at the end; the Trainer merges them into the epoch's row;
 * ``configure_optimizers()`` -> an optimizer, or ``(optimizer, scheduler)``, or a dict with
   ``"optimizer"`` and ``"lr_scheduler"``; as in Lightning, ``"lr_scheduler"`` may itself be a
   dict ``{"scheduler": s, "interval": "epoch" | "step"}`` (default: once per epoch).
@@ -33,6 +37,13 @@ class TrainModule(nn.Module):
 
     def configure_optimizers(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define configure_optimizers()")
+
+    def on_validation_epoch_start(self) -> None:
+        """Called before the first validation batch (reset metric accumulators here)."""
+
+    def on_validation_epoch_end(self) -> dict[str, float]:
+        """Called after the last validation batch: metrics computed over the whole set."""
+        return {}
 
 
 def accuracy(logits: tv.Tensor, target: tv.Tensor) -> float:

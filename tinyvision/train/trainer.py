@@ -22,11 +22,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
-
 import tinyvision as tv
 from tinyvision import random as tv_random
 from tinyvision.train.module import TrainModule
+from tinyvision.viz.plot import plot_curves
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -64,7 +63,9 @@ class Trainer:
     """``Trainer(max_epochs=10, out_dir="runs/x").fit(module, train_loader, val_loader)``.
 
     out_dir: where ``metrics.csv``, ``curves.png`` and ``last.ckpt.npz`` (plus
-        ``best.ckpt.npz`` by validation accuracy) go; None writes nothing.
+        ``best.ckpt.npz``, the epoch with the best ``monitor``) go; None writes nothing.
+    monitor: the row key (higher is better) that picks the best epoch, e.g. ``"val_acc"`` or
+        ``"val_mean_iou"``: always a validation metric, never one of the test split.
     seed: seeds tinyvision's generator at the start of ``fit`` (weights drawn before are the
         caller's business), so that a run is repeatable.
     progress: show tqdm progress bars (falls back to plain lines without tqdm).
@@ -73,7 +74,7 @@ class Trainer:
 
     def __init__(self, max_epochs: int = 1, out_dir: str | Path | None = None, seed: int | None = 0,
                  progress: bool = True, grad_clip_norm: float | None = None,
-                 extra_checkpoint: dict[str, Any] | None = None) -> None:
+                 extra_checkpoint: dict[str, Any] | None = None, monitor: str = "val_acc") -> None:
         if max_epochs < 1:
             raise ValueError(f"Trainer: max_epochs must be >= 1, got {max_epochs}")
         self.max_epochs = max_epochs
@@ -82,6 +83,9 @@ class Trainer:
         self.progress = progress
         self.grad_clip_norm = grad_clip_norm
         self.extra_checkpoint = dict(extra_checkpoint or {})
+        self.monitor = monitor
+        self.best_epoch: int | None = None  # 1-based epoch of the best `monitor` so far
+        self._best_state: dict[str, Any] | None = None  # its weights, when nothing is written to disk
         self.history: list[dict[str, float]] = []
         self.epoch = 0
         self.global_step = 0
@@ -110,9 +114,38 @@ class Trainer:
             self.history.append(row)
             self.epoch += 1
             self._log(row)
+            improved = self._track_best(row)
             if self.out_dir is not None:
-                self._save(module, optimizer, scheduler, train_loader)
+                self._save(module, optimizer, scheduler, train_loader, improved)
+            elif improved:
+                self._best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
         return self.history
+
+    def _track_best(self, row: dict[str, float]) -> bool:
+        """Is this epoch the best so far by ``monitor``? (Ties go to the later epoch.)"""
+        value = row.get(self.monitor)
+        if value is None or not math.isfinite(value):
+            return False
+        best = None if self.best_epoch is None else self.history[self.best_epoch - 1][self.monitor]
+        if best is None or value >= best:
+            self.best_epoch = row["epoch"]
+            return True
+        return False
+
+    def restore_best(self, module: TrainModule) -> int | None:
+        """Load the weights of the best epoch into ``module`` (from best.ckpt.npz when this
+        Trainer writes files, else from memory). Returns that epoch, or None when no epoch
+        had a finite ``monitor`` (the module is then left as it is)."""
+        if self.best_epoch is None:
+            return None
+        if self.out_dir is not None and (self.out_dir / "best.ckpt.npz").exists():
+            module.load_state_dict(tv.load(self.out_dir / "best.ckpt.npz")["model"])
+        elif self._best_state is not None:
+            module.load_state_dict(self._best_state)
+        elif self.best_epoch != self.epoch:  # resumed without an out_dir: the best weights are gone
+            raise RuntimeError(f"restore_best: epoch {self.best_epoch} was best by {self.monitor}, but its "
+                               "weights were written nowhere (resume with an out_dir to keep best.ckpt)")
+        return self.best_epoch
 
     def _run_epoch(self, module: TrainModule, loader: Iterable, optimizer: Any,
                    step_scheduler: Any = None) -> dict[str, float]:
@@ -154,13 +187,15 @@ class Trainer:
         sums: dict[str, float] = {}
         count = 0
         with tv.no_grad():
+            module.on_validation_epoch_start()
             for i, batch in enumerate(self._bar(loader, "validate", leave=False)):
                 n = _batch_size(batch)
                 for k, v in module.validation_step(batch, i).items():
                     sums[k] = sums.get(k, 0.0) + n * _number(v)
                 count += n
+            whole_set = module.on_validation_epoch_end() or {}
         module.train(was_training)
-        return {k: v / max(count, 1) for k, v in sums.items()}
+        return {**{k: v / max(count, 1) for k, v in sums.items()}, **{k: _number(v) for k, v in whole_set.items()}}
 
     test = validate
 
@@ -181,7 +216,7 @@ class Trainer:
         print("  ".join(f"{k} {v:.3g}" if k == "lr" else f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                         for k, v in row.items()))
 
-    def _save(self, module: TrainModule, optimizer: Any, scheduler: Any, loader: Any) -> None:
+    def _save(self, module: TrainModule, optimizer: Any, scheduler: Any, loader: Any, improved: bool) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = {
             "model": module.state_dict(), "optimizer": optimizer.state_dict(),
@@ -193,8 +228,7 @@ class Trainer:
             **self.extra_checkpoint,
         }
         tv.save(checkpoint, self.out_dir / "last.ckpt.npz")
-        val_acc = [r.get("val_acc") for r in self.history]
-        if val_acc[-1] is not None and val_acc[-1] >= max(v for v in val_acc if v is not None):
+        if improved:
             tv.save(checkpoint, self.out_dir / "best.ckpt.npz")
         # the metrics after the checkpoint: a crash in between leaves no rows it does not hold
         write_csv(self.out_dir / "metrics.csv", self.history)
@@ -218,6 +252,8 @@ class Trainer:
         tv_random.set_rng_state(ckpt["rng"])
         self.epoch, self.global_step = int(ckpt["epoch"]), int(ckpt["global_step"])
         self.history = json.loads(str(ckpt["history"]))
+        for row in self.history:  # which epoch was best before the interruption
+            self._track_best(row)
 
 
 def write_csv(path: Path, rows: list[dict[str, float]]) -> None:
@@ -229,26 +265,3 @@ def write_csv(path: Path, rows: list[dict[str, float]]) -> None:
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(path)
-
-
-def plot_curves(rows: list[dict[str, float]], path: Path) -> None:
-    """Loss and accuracy per epoch, train and validation, side by side, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for ax, metric in zip(axes, ("loss", "acc")):
-        for split in ("train", "val"):
-            key = f"{split}_{metric}"
-            if any(key in r for r in rows):
-                ax.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o", label=split)
-        ax.set_xlabel("epoch")
-        ax.set_title({"loss": "loss", "acc": "accuracy"}[metric])
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
