@@ -30,17 +30,10 @@ import math
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.functional._util import normalize_dim
+from tinyvision.functional._util import check_floating, normalize_dim
 from tinyvision.functional.elementwise import _sigmoid
 from tinyvision.kernels.compat import array_module
 from tinyvision.kernels.dispatch import kernel
-
-
-def _check_tensor(op: str, input: object) -> None:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
-    if input.dtype.kind != "f":
-        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {input.dtype}")
 
 
 def _softplus(x):
@@ -292,7 +285,7 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """x if x > 0 else weight[c] * x, ``weight`` (C,) along dim 1 (or (1,) for all channels)."""
-    _check_tensor("prelu", input)
+    check_floating("prelu", "input", input)
     channels = input.shape[1] if input.ndim >= 2 else 1
     if weight.ndim != 1 or weight.shape[0] not in (1, channels):
         raise ValueError(f"prelu: weight must have shape (1,) or ({channels},) (the channels, dim 1 "
@@ -357,7 +350,7 @@ def softsign(input: Tensor) -> Tensor:
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:
     """Gated linear unit: a * sigmoid(b) for (a, b) the two halves of ``input`` along ``dim``."""
-    _check_tensor("glu", input)
+    check_floating("glu", "input", input)
     if input.ndim == 0:
         raise ValueError("glu: input must have at least one dim, got a 0-d tensor")
     axis = normalize_dim(dim, input.ndim, "glu")
