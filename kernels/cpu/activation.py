@@ -20,6 +20,10 @@ from tinyvision.kernels.cpu import threading as _threading  # noqa: F401  (one N
 from tinyvision.kernels.reference import activation as reference
 from tinyvision.kernels.reference.activation import ERF_P, ERF_Q, INV_SQRT_2PI, SQRT_HALF
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["gelu_forward", "gelu_backward"]
+
 P0, P1, P2, P3, P4, P5, P6 = ERF_P
 Q0, Q1, Q2, Q3, Q4 = ERF_Q
 

@@ -81,6 +81,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b. x: (..., in_features), W: (out_features, in_features), b: (out_features,)."""
     for name, t in (("input", input), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
         check_tensor("linear", name, t)
+    if input.ndim == 0 or weight.ndim != 2:
+        raise ValueError(f"linear: input must have at least 1 dim and weight must be (out_features, "
+                         f"in_features), got shapes {input.shape} and {weight.shape}")
     if input.shape[-1:] != weight.shape[-1:]:
         raise ValueError(f"linear: input of shape {input.shape} has {input.shape[-1] if input.ndim else 0} "
                          f"features but weight of shape {weight.shape} expects {weight.shape[-1]}")
