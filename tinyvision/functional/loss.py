@@ -315,7 +315,9 @@ def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, redu
 
     reduction 'batchmean' divides the sum by the batch size input.shape[0] (the true KL
     divergence per sample); 'mean' divides by every element, as torch (which warns: that is
-    rarely what one wants), 'sum' and 'none' as usual.
+    rarely what one wants), 'sum' and 'none' as usual. Gradients: d/dinput = -target (or
+    -exp(target)); d/dtarget = log target + 1 - input, where target > 0. At target = 0 that
+    is -inf in torch (the derivative of 0 log 0); here it is -input (the branch 0 log 0 = 0).
     """
     reduction = legacy_reduction("kl_div", size_average, reduce, reduction)
     op = "kl_div"
