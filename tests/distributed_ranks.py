@@ -1,7 +1,7 @@
 """What each rank runs under ``mpiexec -n 2`` for tests/test_distributed.py.
 
-    mpiexec -n 2 python -m tests.distributed_ranks equality     # DDP and SyncBatchNorm proofs
-    mpiexec -n 2 python -m tests.distributed_ranks fault-raise  # (and the other fault cases)
+    mpiexec -n 2 python -m tests.distributed_ranks equality OUT_DIR     # DDP, SyncBatchNorm, Trainer
+    mpiexec -n 2 python -m tests.distributed_ranks fault-raise OUT_DIR  # (and fault-stall, fault-kill)
 
 Every check raises on failure; an exception on any rank aborts the whole job
 (tinyvision.distributed installs that hook), so mpiexec's exit code is the verdict of all ranks.
@@ -177,7 +177,7 @@ def check_collectives() -> None:
     report("all_reduce, broadcast, all_reduce_metrics")
 
 
-def equality() -> None:
+def equality(out_dir: str) -> None:
     dist.init(timeout=60)
     assert dist.get_world_size() == 2, "run under mpiexec -n 2"
     check_collectives()
@@ -186,6 +186,37 @@ def equality() -> None:
     check_local_batchnorm_differs()
     for dtype in (np.float64, np.float32):
         check_sync_batchnorm_against_torch(dtype)
+    check_trainer_resume(out_dir)
+
+
+def check_trainer_resume(out_dir: str) -> None:
+    """Trainer(distributed=True): the ranks end equal, only rank 0 writes, and 1 epoch +
+    resume for 1 more == 2 epochs straight (weights, history, each rank's dropout stream)."""
+    from tinyvision.train import Classifier, Trainer
+
+    tv.set_default_dtype(np.float64)  # the loader's float batches: float64, as the model
+
+    def run(epochs: int, out: str | None, resume: str | None = None):
+        tv.manual_seed(0)
+        model = nn.Sequential(small_cnn(False), nn.Dropout(0.3), nn.Linear(3, 3)).double()
+        module = Classifier(model, optimizer=lambda p: SGD(p, lr=0.05, momentum=0.9))
+        trainer = Trainer(max_epochs=epochs, out_dir=out, progress=False, distributed=True)
+        dataset = TensorDataset(data().tensors[0][:96], data().tensors[1][:96])
+        history = trainer.fit(module, DataLoader(dataset, batch_size=16, shuffle=True), resume_from=resume)
+        return {k: v.numpy().copy() for k, v in model.state_dict().items()}, history
+
+    straight, history = run(2, None)
+    first = os.path.join(out_dir, "first")
+    run(1, first)
+    resumed, resumed_history = run(2, None, os.path.join(first, "last.ckpt.npz"))
+    assert max_difference(straight, resumed) == 0.0, max_difference(straight, resumed)
+    assert [r["train_loss"] for r in history] == [r["train_loss"] for r in resumed_history]
+    everyone = dist.all_gather_object(straight)
+    assert max_difference(everyone[0], everyone[1]) == 0.0, "the ranks' weights differ"
+    ckpt = tv.load(os.path.join(first, "last.ckpt.npz"))
+    assert sorted(ckpt["rng_ranks"]) == ["0", "1"], list(ckpt)
+    assert sorted(os.listdir(first)) == ["curves.png", "last.ckpt.npz", "metrics.csv"]  # no val: no best
+    report("Trainer(distributed=True): ranks equal; 1 epoch + resume == 2 epochs (weights, losses)")
 
 
 # ----------------------------------------------------------------- faults
@@ -195,6 +226,7 @@ def fault(kind: str, out_dir: str) -> None:
     from tinyvision.train import Classifier, Trainer
 
     dist.init(timeout=3)
+    tv.set_default_dtype(np.float64)
     rank = dist.get_rank()
     dataset = data()
 
@@ -217,7 +249,7 @@ def fault(kind: str, out_dir: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "equality":
-        equality()
+        equality(sys.argv[2])
     elif sys.argv[1].startswith("fault-"):
         fault(sys.argv[1][len("fault-"):], sys.argv[2])
     else:

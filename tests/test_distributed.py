@@ -163,7 +163,27 @@ def run_ranks(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedPro
 
 
 @pytest.mark.mpi
-def test_two_ranks_equal_one_process_on_the_big_batch():
-    result, _ = run_ranks("equality")
+def test_two_ranks_equal_one_process_on_the_big_batch(tmp_path):
+    """The checks of tests/distributed_ranks.py: 2 x 16 == 1 x 32 over 20 SGD steps (float64,
+    1e-12; with SyncBatchNorm 1e-10), local BatchNorm differs, SyncBatchNorm == torch's
+    BatchNorm2d on the whole batch, the Trainer's ranks agree and resume exactly."""
+    result, _ = run_ranks("equality", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("OK ") == 6, result.stdout
+    assert result.stdout.count("OK ") == 7, result.stdout
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("kind, message", [
+    ("raise", "stopping all 2 ranks after an error on this rank"),   # an exception on rank 1
+    ("stall", "did not finish within 3 s: another rank has died"),   # rank 1 hangs: rank 0's timeout
+    ("kill", "BAD TERMINATION"),                                      # rank 1 killed: mpiexec ends rank 0
+])
+def test_a_failing_rank_stops_the_job_and_leaves_a_whole_checkpoint(tmp_path, kind, message):
+    """Rank 1 fails in epoch 2 after rank 0 wrote epoch 1's checkpoint: the job ends with an
+    error within seconds (the timeout is 3 s) and last.ckpt.npz is epoch 1's, whole."""
+    result, seconds = run_ranks(f"fault-{kind}", str(tmp_path), timeout=90)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output, output
+    assert seconds < 60, f"took {seconds:.0f} s"
+    assert int(tv.load(tmp_path / "last.ckpt.npz")["epoch"]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "last.ckpt.npz", "metrics.csv"]

@@ -49,19 +49,21 @@ def _mpi():
     return MPI
 
 
-def init(timeout: float = 600.0) -> tuple[int, int]:
+def init(timeout: float | None = None) -> tuple[int, int]:
     """Join the MPI job this process was started in; returns ``(rank, world_size)``.
 
-    timeout: seconds any collective may wait before the job is aborted with a message naming
-        the collective (a dead or stalled rank must never make the others hang).
+    timeout: seconds any collective may wait before it raises ``DistributedError`` (a dead or
+        stalled rank must never make the others hang); None keeps the current limit (600 s
+        unless an earlier call set another).
 
-    Calling it again only updates the timeout. Under plain ``python`` (no ``mpiexec``) MPI
+    Calling it again returns the same answer. Under plain ``python`` (no ``mpiexec``) MPI
     makes a world of one process, and everything still works.
     """
     global _comm, _timeout
-    if timeout <= 0:
-        raise ValueError(f"init: timeout must be > 0 seconds, got {timeout}")
-    _timeout = float(timeout)
+    if timeout is not None:
+        if timeout <= 0:
+            raise ValueError(f"init: timeout must be > 0 seconds, got {timeout}")
+        _timeout = float(timeout)
     if _comm is None:
         MPI = _mpi()
         _comm = MPI.COMM_WORLD.Dup()  # our own channel: a user's MPI traffic cannot mix with ours
