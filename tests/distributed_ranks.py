@@ -203,12 +203,18 @@ def check_trainer_resume(out_dir: str) -> None:
         trainer = Trainer(max_epochs=epochs, out_dir=out, progress=False, distributed=True)
         dataset = TensorDataset(data().tensors[0][:96], data().tensors[1][:96])
         history = trainer.fit(module, DataLoader(dataset, batch_size=16, shuffle=True), resume_from=resume)
-        return {k: v.numpy().copy() for k, v in model.state_dict().items()}, history
+        return {k: v.numpy().copy() for k, v in model.state_dict().items()}, history, trainer, module
 
-    straight, history = run(2, None)
+    straight, history, trainer, module = run(2, None)
+    # validation: each rank a share (21 samples: 11 and 10), sums all-reduced == the whole set
+    val = DataLoader(TensorDataset(data().tensors[0][-21:], data().tensors[1][-21:]), batch_size=8)
+    sharded, whole = trainer.validate(module, val), Trainer(progress=False).validate(module, val)
+    assert all(abs(sharded[k] - whole[k]) < 1e-12 for k in whole), (sharded, whole)
+    metrics = [{k: v for k, v in row.items() if k != "time_s"} for row in history]
+    assert dist.all_gather_object(metrics)[1] == metrics, "ranks logged different metrics"
     first = os.path.join(out_dir, "first")
     run(1, first)
-    resumed, resumed_history = run(2, None, os.path.join(first, "last.ckpt.npz"))
+    resumed, resumed_history, _, _ = run(2, None, os.path.join(first, "last.ckpt.npz"))
     assert max_difference(straight, resumed) == 0.0, max_difference(straight, resumed)
     assert [r["train_loss"] for r in history] == [r["train_loss"] for r in resumed_history]
     everyone = dist.all_gather_object(straight)
@@ -216,7 +222,8 @@ def check_trainer_resume(out_dir: str) -> None:
     ckpt = tv.load(os.path.join(first, "last.ckpt.npz"))
     assert sorted(ckpt["rng_ranks"]) == ["0", "1"], list(ckpt)
     assert sorted(os.listdir(first)) == ["curves.png", "last.ckpt.npz", "metrics.csv"]  # no val: no best
-    report("Trainer(distributed=True): ranks equal; 1 epoch + resume == 2 epochs (weights, losses)")
+    report("Trainer(distributed=True): ranks equal; 1 epoch + resume == 2 epochs (weights, losses); "
+           "sharded validation == the whole set")
 
 
 # ----------------------------------------------------------------- faults

@@ -187,3 +187,16 @@ def test_a_failing_rank_stops_the_job_and_leaves_a_whole_checkpoint(tmp_path, ki
     assert seconds < 60, f"took {seconds:.0f} s"
     assert int(tv.load(tmp_path / "last.ckpt.npz")["epoch"]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "last.ckpt.npz", "metrics.csv"]
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_cli_train_distributed(tmp_path):
+    """`mpiexec -n 2 tinyvision train ... --distributed`: one rank speaks, rank 0 writes."""
+    command = [mpiexec(), "-n", "2", sys.executable, "-m", "tinyvision.cli", "train", "--model", "lenet5",
+               "--data", "digits", "--epochs", "1", "--distributed", "--quiet", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("training lenet5") == 1 and "test accuracy" in result.stdout, result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt.npz", "curves.png", "last.ckpt.npz", "metrics.csv"]
+    assert sorted(tv.load(tmp_path / "last.ckpt.npz")["rng_ranks"]) == ["0", "1"]

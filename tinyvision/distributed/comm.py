@@ -100,15 +100,14 @@ def abort(message: str, code: int = 1) -> None:
 
 def _install_abort_on_exception() -> None:
     """An uncaught exception on one rank would leave the others waiting in their next
-    collective: print it, then abort the whole job."""
+    collective: print it, then abort the whole job. (``SystemExit`` never reaches the hook: a
+    rank that exits on its own is caught by the others' timeout.)"""
     previous = sys.excepthook
 
     def hook(kind, value, tb):
         if get_world_size() <= 1 or kind in (KeyboardInterrupt,):
             return previous(kind, value, tb)
         text = "".join(traceback.format_exception(kind, value, tb))
-        if kind is SystemExit:  # a one-line user error (raise SystemExit("...")) stays one line
-            text = str(value)
         abort(f"stopping all {get_world_size()} ranks after an error on this rank:\n{text}")
 
     sys.excepthook = hook
@@ -157,7 +156,7 @@ def all_reduce(array: Any, op: str = "sum") -> Any:
     returns a new array of the same shape and dtype (the input is left as it is)."""
     if op not in ("sum", "mean"):
         raise ValueError(f"all_reduce: op must be 'sum' or 'mean', got {op!r}")
-    out = np.array(_host(np.asarray(array) if np.isscalar(array) else array), copy=True)
+    out = np.array(compat.to_numpy(array), copy=True, order="C")  # a host copy MPI can write into
     if get_world_size() > 1:
         wait([iall_reduce(out)], f"all_reduce of {out.shape} {out.dtype}")
     if op == "mean":
