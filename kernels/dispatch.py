@@ -9,6 +9,10 @@ Every hot op exists three times with one signature::
 ``kernel("conv", "conv2d_forward", x)`` returns the function to call for array ``x``: the GPU
 rung for a CuPy array, otherwise the Numba rung. ``with use("reference"):`` forces a rung, so
 that a learner can run the same model on each and compare.
+
+Names are strings, so a rung that lacks one would fail only when it runs:
+``tests/test_kernels_ladder.py`` reads every ``kernel(topic, name, ...)`` call in the library
+and checks that each rung defines each name with one signature (and, in ``__all__``, no other).
 """
 from __future__ import annotations
 

@@ -282,3 +282,124 @@ def test_wrong_number_of_gradients_is_named():
 
     with pytest.raises(RuntimeError, match="TwoForOne.backward returned 2 gradients for 1 inputs"):
         TwoForOne.apply(tv.ones(2, requires_grad=True)).sum().backward()
+
+
+# ------------------------------------------------------------------ in place: version counter
+# Each case: (make the graph, change something it saved in place). PyTorch raises the same
+# "modified by an inplace operation" error at backward for every one of them.
+SAVED_THEN_CHANGED = {
+    "saved input": lambda lib, x: ((x * 1).exp() * (y := x * 2), lambda: y.add_(1)),
+    "saved output": lambda lib, x: ((y := (x * 1).exp()), lambda: y.mul_(2)),
+    "view of saved input": lambda lib, x: ((y := x * 2) * y, lambda: y.view(-1).add_(1)),
+    "base of saved view": lambda lib, x: ((y := x * 2)[0] * y[0], lambda: y.add_(1)),
+    "setitem on saved input": lambda lib, x: ((y := x * 2) * y, lambda: y.__setitem__(0, 5.0)),
+    "detached saved input": lambda lib, x: ((y := x * 2) * y, lambda: y.detach().zero_()),
+}
+
+
+@pytest.mark.parametrize("case", SAVED_THEN_CHANGED)
+def test_in_place_change_of_a_saved_array_is_refused_at_backward(case):
+    for lib in (tv, torch):
+        x = lib.ones(2, 3, dtype=lib.float64, requires_grad=True)
+        out, change = SAVED_THEN_CHANGED[case](lib, x)
+        change()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation.*is at version 1; expected version 0"):
+            out.sum().backward()
+
+
+def test_version_counts_in_place_changes_and_is_shared_with_views_and_detach():
+    y = tv.ones(2, 3) * 1
+    v, d = y.view(-1), y.detach()
+    y.add_(1)
+    v.mul_(2)
+    d[0, 0] = 7.0
+    assert y._version == v._version == d._version == 3
+    assert (y * 1)._version == 0  # a new array, a new counter
+
+
+def test_in_place_on_a_non_leaf_is_recorded_as_in_pytorch():
+    """y.op_() on a non-leaf continues the graph; the gradient flows through every step."""
+    ours, theirs = [], []
+    for lib, out in ((tv, ours), (torch, theirs)):
+        x = lib.tensor([[0.5, -1.5, 2.0], [1.0, -0.2, 0.3]], dtype=lib.float64, requires_grad=True)
+        w = lib.tensor([1.5, -2.0, 0.5], dtype=lib.float64, requires_grad=True)
+        y = x * 2
+        y.mul_(w).add_(w, alpha=0.5).sub_(1).div_(3).clamp_(-0.8, 0.8)
+        y[1, 1] = w[0] * 3
+        y.masked_fill_(y > 2.5, 0.0)
+        y.abs_().exp_()
+        (y * y).sum().backward()
+        out += [y.detach().numpy(), x.grad.numpy(), w.grad.numpy()]
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+def test_in_place_on_a_plain_tensor_with_a_grad_argument_makes_it_part_of_the_graph():
+    for lib in (tv, torch):
+        w = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        buf = lib.zeros(2, dtype=lib.float64)
+        buf.add_(w * w)
+        assert buf.requires_grad and buf.grad_fn is not None
+        buf.sum().backward()
+        np.testing.assert_array_equal(w.grad.numpy(), [2.0, 4.0])
+
+
+def test_fill_of_a_non_leaf_sends_zero_gradient_back():
+    for lib in (tv, torch):
+        x = lib.ones(3, dtype=lib.float64, requires_grad=True)
+        y = x * 2
+        y.fill_(4.0)
+        y.sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
+
+
+def test_in_place_shape_and_dtype_errors_name_both():
+    with pytest.raises(RuntimeError, match=r"add_: output with shape \[3\] doesn't match the broadcast shape \[2, 3\]"):
+        tv.zeros(3).add_(tv.ones(2, 3))
+    with pytest.raises(RuntimeError, match="mul_: result type float(32|64) can.t be cast to the desired output type int64"):
+        tv.arange(3).mul_(tv.ones(3))
+
+
+# ------------------------------------------------------------------ hooks
+def test_register_hook_sees_and_replaces_gradients_like_pytorch():
+    grads = {}
+    for lib in (tv, torch):
+        x = lib.tensor([1.0, -2.0, 3.0], dtype=lib.float64, requires_grad=True)
+        y = x * x
+        seen = []
+        y.register_hook(lambda g: seen.append(g.detach().numpy().copy()))
+        handle = y.register_hook(lambda g: g * 10)
+        x.register_hook(lambda g: g + 1)  # a leaf's hook sees its whole gradient once
+        (y + x * y).sum().backward()
+        grads[lib] = (x.grad.numpy(), seen)
+        handle.remove()
+        x.grad = None
+        (x * x).sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), 2 * x.detach().numpy() + 1)
+    np.testing.assert_allclose(grads[tv][0], grads[torch][0], rtol=1e-12)
+    np.testing.assert_allclose(grads[tv][1], grads[torch][1], rtol=1e-12)
+
+
+def test_register_hook_on_a_tensor_without_grad_is_refused():
+    with pytest.raises(RuntimeError, match="doesn't require gradient"):
+        tv.ones(2).register_hook(lambda g: g)
+
+
+# ------------------------------------------------------------------ imports point one way
+def test_autograd_core_imports_only_downwards_and_at_the_top():
+    """function.py and tensor.py import, at module level and before their first definition,
+    only what sits below them (kernels, NumPy, each other downwards); functional, creation and
+    random (built on Tensor) are reached at call time."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(tv.__file__).parent / "autograd"
+    for name in ("function.py", "tensor.py"):
+        body = ast.parse((root / name).read_text()).body
+        first_def = next(i for i, n in enumerate(body) if isinstance(n, (ast.ClassDef, ast.FunctionDef)))
+        late = [n.lineno for n in body[first_def:] if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert not late, f"{name} has module-level imports after its first definition, lines {late}"
+        targets = [n.module for n in body if isinstance(n, ast.ImportFrom)] + \
+                  [a.name for n in body if isinstance(n, ast.Import) for a in n.names]
+        upward = [t for t in targets if t.startswith("tinyvision") and not t.startswith(("tinyvision.kernels", "tinyvision.autograd.function"))]
+        assert not upward, f"{name} imports upwards at module level: {upward}"

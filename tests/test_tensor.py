@@ -139,11 +139,70 @@ def test_item_len_iter_and_repr():
 ])
 def test_in_place_on_requires_grad_tensor_only_under_no_grad(change):
     x = tv.ones(3, requires_grad=True)
-    with pytest.raises(RuntimeError, match="in-place change of a tensor that requires grad"):
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place operation"):
         change(x)
     with tv.no_grad():
         change(x)  # e.g. an optimizer update
     change(tv.ones(3))  # a tensor outside any graph may always change
+
+
+IN_PLACE = {  # name -> call, the same on both libraries
+    "add_": lambda x, lib: x.add_(lib.ones(3, dtype=x.dtype), alpha=2),
+    "sub_": lambda x, lib: x.sub_(0.5, alpha=3),
+    "mul_": lambda x, lib: x.mul_(3),
+    "div_": lambda x, lib: x.div_(lib.full((2, 3), 4.0, dtype=x.dtype)),
+    "pow_": lambda x, lib: x.pow_(2),
+    "clamp_": lambda x, lib: x.clamp_(-0.5, 0.5),
+    "abs_": lambda x, lib: x.abs_(),
+    "neg_": lambda x, lib: x.neg_(),
+    "exp_": lambda x, lib: x.exp_(),
+    "sigmoid_": lambda x, lib: x.sigmoid_(),
+    "relu_": lambda x, lib: x.relu_(),
+    "zero_": lambda x, lib: x.zero_(),
+    "fill_": lambda x, lib: x.fill_(2.5),
+    "copy_": lambda x, lib: x.copy_(lib.ones(3, dtype=x.dtype)),
+    "masked_fill_": lambda x, lib: x.masked_fill_(x > 0, -1.0),
+}
+
+
+@pytest.mark.parametrize("name", IN_PLACE)
+def test_in_place_ops_on_a_leaf_under_no_grad_match_pytorch(name):
+    values = np.random.default_rng(0).standard_normal((2, 3))
+    results = []
+    for lib in (tv, torch):
+        x = lib.tensor(values, requires_grad=True)
+        with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place operation"):
+            IN_PLACE[name](x, lib)
+        with lib.no_grad():
+            assert IN_PLACE[name](x, lib) is x
+        assert x._version == 1 and x.grad_fn is None
+        results.append(x.detach().numpy())
+    np.testing.assert_allclose(*results, rtol=1e-12)
+
+
+def test_uniform_normal_bernoulli_fill_in_place_from_the_seeded_generator():
+    draws = []
+    for _ in range(2):
+        tv.manual_seed(3)
+        draws.append([tv.empty(2000).uniform_(-2, 3).numpy(), tv.empty(2000).normal_(1, 2).numpy(),
+                      tv.empty(2000).bernoulli_(0.25).numpy()])
+    for a, b in zip(*draws):
+        np.testing.assert_array_equal(a, b)
+    u, n, b = draws[0]
+    assert -2 <= u.min() and u.max() < 3 and abs(u.mean() - 0.5) < 0.15
+    assert abs(n.mean() - 1) < 0.15 and abs(n.std() - 2) < 0.15
+    assert set(np.unique(b)) == {0.0, 1.0} and abs(b.mean() - 0.25) < 0.05
+
+
+def test_new_tensors_take_dtype_and_device_and_sizes_like_pytorch():
+    for lib in (tv, torch):
+        x = lib.ones(2, dtype=lib.float64)
+        for made in (x.new_zeros(2, 3), x.new_ones((2, 3)), x.new_empty(2, 3), x.new_full((2, 3), 7.0),
+                     x.new_tensor([[1.0, 2.0, 3.0]] * 2)):
+            assert tuple(made.shape) == (2, 3) and made.dtype == lib.float64
+        assert x.new_zeros(2, dtype=lib.int64).dtype == lib.int64
+        assert x.element_size() == 8 and x.nbytes == 16 and x.new_ones(3).sum().item() == 3
+        assert lib.ones(4, dtype=lib.float32).element_size() == 4
 
 
 def test_to_device_op_copies_and_sends_the_gradient_back() -> None:

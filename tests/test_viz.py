@@ -320,3 +320,29 @@ def test_viz_cli_prints_tables_and_writes_pngs(tmp_path, capsys) -> None:
     assert "(16, 16)" in capsys.readouterr().out  # the second pool's field
     cli_main(["viz", "filters", "--model", "lenet5_modern", "--out", str(tmp_path)])
     assert (tmp_path / "filters.png").stat().st_size > 0 and (tmp_path / "receptive_field.png").stat().st_size > 0
+
+
+def test_plots_never_touch_pyplot_or_the_global_backend(tmp_path) -> None:
+    """A notebook keeps its backend: in a fresh interpreter, drawing the Trainer's curves and a
+    filter grid imports no pyplot and leaves matplotlib's backend setting as it was."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, matplotlib, numpy as np\n"
+        "before = matplotlib.rcParams._get('backend')\n"
+        "from tinyvision.viz import plot\n"
+        f"p = plot.plot_curves([{{'epoch': 1, 'train_loss': 1.0, 'val_acc': 0.5}}], {str(tmp_path / 'c.png')!r})\n"
+        f"plot.plot_filters(np.zeros((4, 3, 5, 5)), {str(tmp_path / 'f.png')!r})\n"
+        "assert p.read_bytes()[:4] == b'\\x89PNG'\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'\n"
+        "assert matplotlib.rcParams._get('backend') == before, matplotlib.rcParams._get('backend')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_trainer_curves_come_from_viz_plot() -> None:
+    from tinyvision.train import trainer
+
+    assert trainer.plot_curves is plot.plot_curves

@@ -14,11 +14,8 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
-
-import numpy as np
 
 import tinyvision as tv
 

@@ -3,7 +3,7 @@
     python -m benchmarks.kernels conv                  # CPU, 2 threads for everyone
     python -m benchmarks.kernels --device cuda conv    # GPU rung vs torch CUDA
 
-Cases (the shapes of reference/performance.md):
+Cases (a mid-network layer and a stem, the shapes docs/convolution.md reports):
   a: conv2d N=32, 64->64, 32x32, 3x3, pad 1 (a ResNet-18-CIFAR layer): forward, dx and dW,
      3x the forward FLOPs.
   c: conv2d N=8, 3->64, 224x224, 7x7, stride 2, pad 3 (the ImageNet stem): forward and dW

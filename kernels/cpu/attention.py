@@ -21,6 +21,10 @@ from numba.extending import intrinsic, overload
 
 from tinyvision.kernels.cpu import threading as _threading  # noqa: F401  (one Numba/BLAS thread policy)
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["attention_forward", "attention_backward"]
+
 
 # --------------------------------------------------------------------------- a vectorisable exp
 

@@ -26,6 +26,12 @@ from numba import njit, prange
 from tinyvision.kernels.cpu import threading as _threading  # noqa: F401  (one Numba/BLAS thread policy)
 from tinyvision.kernels.reference.pooling import Pair, adaptive_bins, avg_pool_divisor
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+           "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
+           "adaptive_max_pool2d_forward"]
+
 # (kernel_size, stride, padding) with specialised kernels; dilation must be (1, 1)
 _K2S2 = ((2, 2), (2, 2), (0, 0))
 _K3S2P1 = ((3, 3), (2, 2), (1, 1))

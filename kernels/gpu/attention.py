@@ -12,6 +12,10 @@ import numpy as np
 from tinyvision.kernels.compat import cupy
 from tinyvision.kernels.gpu.pooling import i32, launch
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["attention_forward", "attention_backward"]
+
 _SOURCE = r"""
 template<typename T> __device__ __forceinline__ T warp_max(T v) {
     for (int off = 16; off > 0; off >>= 1) { T o = __shfl_xor_sync(0xffffffff, v, off); v = o > v ? o : v; }

@@ -20,6 +20,10 @@ from tinyvision.kernels.compat import cupy
 from tinyvision.kernels.reference.conv import (Pair, conv_output_size, gemm_conv2d_backward_input,
                                                gemm_conv2d_backward_weight, gemm_conv2d_forward)
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "im2col", "col2im"]
+
 _GEOMETRY = ("int32 C, int32 H, int32 W, int32 KH, int32 KW, int32 OH, int32 OW, "
              "int32 sh, int32 sw, int32 ph, int32 pw, int32 dh, int32 dw")
 

@@ -15,6 +15,12 @@ import numpy as np
 from tinyvision.kernels.compat import cupy
 from tinyvision.kernels.reference.pooling import Pair, adaptive_bins, avg_pool_divisor
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+           "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
+           "adaptive_max_pool2d_forward"]
+
 # ------------------------------------------------------------------ CUDA plumbing (also used by
 # gpu/attention.py): templated C++ source over float/double, compiled once by CuPy's RawModule
 # on first use. Without CuPy this module still imports; dispatch never picks it for NumPy arrays.

@@ -20,6 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["attention_forward", "attention_backward"]
+
 
 def masked_softmax(scores: np.ndarray) -> np.ndarray:
     """softmax along the last axis, shifted by the row max (so exp never overflows).

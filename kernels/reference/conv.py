@@ -29,6 +29,10 @@ from typing import Callable
 
 import numpy as np
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "im2col", "col2im"]
+
 Pair = tuple[int, int]
 
 
@@ -47,6 +51,16 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, 
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
     return out
+
+
+def conv_transpose_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+                               output_padding: int = 0) -> int:
+    """Output length along one axis of a transposed convolution (the size whose conv has
+    ``size`` outputs, the largest choice picked by ``output_padding`` < stride):
+
+        (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+    """
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
 def conv2d_flops(x_shape: tuple, w_shape: tuple, stride: Pair, padding: Pair, dilation: Pair,

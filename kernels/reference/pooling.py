@@ -21,6 +21,12 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+           "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
+           "adaptive_max_pool2d_forward"]
+
 Pair = tuple[int, int]
 
 

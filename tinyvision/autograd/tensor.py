@@ -6,16 +6,36 @@ one class over there.
 """
 from __future__ import annotations
 
-import itertools
-from typing import Any, Iterator, Sequence
+import importlib
+import weakref
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from tinyvision.autograd.function import Node, is_grad_enabled, run_backward
+from tinyvision.autograd.function import Node, RemovableHandle, is_grad_enabled, no_grad, run_backward
 from tinyvision.kernels import compat
 
+
+class _AtCallTime:
+    """A module above this one, looked up when a method runs. ``tinyvision.functional`` (the
+    ops) and ``tinyvision.creation`` are built on Tensor and import this module; this module
+    reaches them only at call time, so imports stay one-way. A name is looked up once."""
+
+    def __init__(self, module: str) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(importlib.import_module(self._module), name)
+        setattr(self, name, value)
+        return value
+
+
+F = _AtCallTime("tinyvision.functional")
+creation = _AtCallTime("tinyvision.creation")
+random = _AtCallTime("tinyvision.random")
+
+
 _default_dtype = np.dtype(np.float32)
-_hook_ids = itertools.count()
 
 
 def get_default_dtype() -> np.dtype:
@@ -43,18 +63,22 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # so `ndarray + Tensor` calls Tensor.__radd__ instead of NumPy
-    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_retains_grad", "_post_accumulate_hooks",
-                 "__weakref__")
+    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_version_counter", "_hooks",
+                 "_post_accumulate_hooks", "__weakref__")
 
-    def __init__(self, data: Any, requires_grad: bool = False, grad_fn: Node | None = None) -> None:
+    def __init__(self, data: Any, requires_grad: bool = False, grad_fn: Node | None = None,
+                 _view_of: "Tensor | None" = None) -> None:
         if not compat.is_array(data):
             data = np.asarray(data)
         self.data = data
         self.grad: Tensor | None = None
         self.grad_fn = grad_fn
         self._requires_grad = False
-        self._retains_grad = False
-        self._post_accumulate_hooks: dict[int, Any] | None = None  # made on first register
+        # how many in-place changes this memory has seen: one slot, shared with the tensors
+        # that view the same memory (views, detach()), so a change through any is seen by all
+        self._version_counter: list[int] = _view_of._version_counter if _view_of is not None else [0]
+        self._hooks: dict = {}  # a leaf's register_hook functions (a non-leaf's live on grad_fn)
+        self._post_accumulate_hooks: dict | None = None  # made on first register
         self.requires_grad = requires_grad or grad_fn is not None
 
     # ----------------------------------------------------------------- autograd state
@@ -80,9 +104,25 @@ class Tensor:
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
+    @property
+    def _version(self) -> int:
+        """The number of in-place changes to this tensor's memory (PyTorch's ``_version``)."""
+        return self._version_counter[0]
+
     def retain_grad(self) -> None:
         """Keep ``.grad`` on a non-leaf tensor too (leaves always keep theirs)."""
-        self._retains_grad = True
+        if self.grad_fn is not None:  # a weak reference: the graph must not keep self alive
+            self.grad_fn.retained = weakref.ref(self)
+
+    def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> RemovableHandle:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor
+        replaces the gradient. Returns a handle whose ``remove()`` unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require gradient")
+        hooks = self._hooks if self.grad_fn is None else self.grad_fn.hooks
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
 
     def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
         """On a leaf: ``hook(tensor)`` runs during ``backward()`` as soon as this tensor's
@@ -93,9 +133,9 @@ class Tensor:
                                "gradients; use register_hook on a non-leaf")
         if self._post_accumulate_hooks is None:
             self._post_accumulate_hooks = {}
-        key = next(_hook_ids)
-        self._post_accumulate_hooks[key] = hook
-        return _HookHandle(self._post_accumulate_hooks, key)
+        handle = RemovableHandle(self._post_accumulate_hooks)
+        self._post_accumulate_hooks[handle.id] = hook
+        return handle
 
     def _accumulate_grad(self, g: Any) -> None:
         if self.grad is None:
@@ -131,8 +171,8 @@ class Tensor:
             run_backward(self, g, retain_graph)
 
     def detach(self) -> "Tensor":
-        """The same array, cut from the graph (no copy)."""
-        return Tensor(self.data)
+        """The same array, cut from the graph (no copy; in-place changes are seen by both)."""
+        return Tensor(self.data, _view_of=self)
 
     # ----------------------------------------------------------------- array facts
     @property
@@ -255,34 +295,143 @@ class Tensor:
     def type_as(self, other: "Tensor") -> "Tensor":
         return self.to(other.dtype)
 
+    def type(self, dtype: Any = None) -> "str | Tensor":
+        """With no argument, the type's name ('tinyvision.FloatTensor', as PyTorch's
+        'torch.FloatTensor'); with a dtype (or such a name), this tensor cast to it."""
+        if dtype is None:
+            return f"tinyvision.{_TYPE_NAMES.get(self.dtype, str(self.dtype))}Tensor"
+        if isinstance(dtype, str):
+            name = dtype.split(".")[-1].removesuffix("Tensor")
+            found = [d for d, n in _TYPE_NAMES.items() if n == name]
+            if not found:
+                raise ValueError(f"type: unknown tensor type {dtype!r}; expected one of "
+                                 f"{sorted(n + 'Tensor' for n in _TYPE_NAMES.values())}")
+            dtype = found[0]
+        return self.to(np.dtype(dtype))
+
     def clone(self) -> "Tensor":
         return F.clone(self)
 
-    # ----------------------------------------------------------------- in place (no graph)
-    def _check_inplace(self, what: str) -> None:
-        if self.requires_grad and is_grad_enabled():
-            raise RuntimeError(
-                f"{what}: in-place change of a tensor that requires grad would corrupt the "
-                "graph; do it inside tinyvision.no_grad() or on .detach()"
-            )
+    # ----------------------------------------------------------------- in place
+    # PyTorch's rules. A leaf that requires grad changes only under no_grad (an optimizer
+    # step): otherwise its .grad would belong to a value it no longer holds. Anywhere else
+    # with grad mode on, the change is recorded: the op runs out of place on a copy of the
+    # old value, which carries self's history, then self's array is overwritten and self
+    # takes the new node. Every change bumps the version counter, so a node that saved the
+    # old array refuses to run backward (Context.check_versions) instead of using new values.
+    def _inplace(self, op: str, fn: Callable[..., "Tensor"], *args: Any) -> "Tensor":
+        recording = is_grad_enabled() and (
+            self.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args))
+        if recording and self.grad_fn is None and self.requires_grad:
+            raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an "
+                               "in-place operation. (Do it under tinyvision.no_grad().)")
+        if not recording:
+            with no_grad():
+                return self._overwrite(op, fn(self, *args).data)
+        old = Tensor(self.data.copy(), grad_fn=self.grad_fn, requires_grad=self.requires_grad)
+        out = fn(old, *args)
+        self._overwrite(op, out.data)
+        self.grad_fn, self._requires_grad = out.grad_fn, out.requires_grad
+        return self
+
+    def _overwrite(self, op: str, values: Any) -> "Tensor":
+        """Write ``values`` into self's memory (shape kept, dtype cast as PyTorch allows)."""
+        values = values if compat.is_array(values) else np.asarray(values)
+        if tuple(values.shape) != self.shape and np.broadcast_shapes(values.shape, self.shape) != self.shape:
+            raise RuntimeError(f"{op}: output with shape {list(self.shape)} doesn't match the "
+                               f"broadcast shape {list(np.broadcast_shapes(values.shape, self.shape))}")
+        if values.dtype != self.dtype and not np.can_cast(values.dtype, self.dtype, "same_kind"):
+            raise RuntimeError(f"{op}: result type {values.dtype} can't be cast to the desired "
+                               f"output type {self.dtype}")
+        self.data[...] = values
+        self._version_counter[0] += 1
+        return self
+
+    def _fill_with(self, op: str, values: Any) -> "Tensor":
+        """Overwrite with values that do not depend on the old ones (fill_, normal_...):
+        where(True, values, self), so a recorded graph sends self's history a zero gradient."""
+        if not is_grad_enabled() or not (self.requires_grad or (isinstance(values, Tensor) and values.requires_grad)):
+            return self._overwrite(op, values.data if isinstance(values, Tensor) else values)
+        everywhere = Tensor(self._xp.ones(self.shape, dtype=bool))
+        return self._inplace(op, lambda t, v: F.where(everywhere, F.cast(v, t.dtype) if isinstance(v, Tensor) else
+                                                       self._xp.asarray(v, dtype=t.dtype), t), values)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        self._check_inplace("__setitem__")
-        self.data[F.unwrap_index(index)] = value.data if isinstance(value, Tensor) else value
+        self._inplace("__setitem__", lambda t, v: F.index_put(t, index, v), value)
 
     def copy_(self, src: "Tensor | Any") -> "Tensor":
-        self._check_inplace("copy_")
-        src = src.data if isinstance(src, Tensor) else src
-        self.data[...] = compat.to_device(self._xp.asarray(src) if compat.is_array(src) else np.asarray(src), self.device)
-        return self
+        if not isinstance(src, Tensor):
+            src = Tensor(src if compat.is_array(src) else np.asarray(src))
+        if src.device != self.device:
+            src = src.to(self.device)
+        return self._fill_with("copy_", src)
 
-    def fill_(self, value: float) -> "Tensor":
-        self._check_inplace("fill_")
-        self.data[...] = value
-        return self
+    def fill_(self, value: Any) -> "Tensor":
+        return self._fill_with("fill_", value)
 
     def zero_(self) -> "Tensor":
-        return self.fill_(0)
+        return self._fill_with("zero_", 0)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
+        """Fill with draws from U[a, b), from the generator that ``manual_seed`` seeds."""
+        return self._fill_with("uniform_", a + (b - a) * random.rand_array(self.shape, self.device, self.dtype))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
+        return self._fill_with("normal_", mean + std * random.randn_array(self.shape, self.device, self.dtype))
+
+    def bernoulli(self, p: float | None = None) -> "Tensor": return creation.bernoulli(self, p)
+    def multinomial(self, num_samples: int, replacement: bool = False) -> "Tensor": return creation.multinomial(self, num_samples, replacement)
+
+    def bernoulli_(self, p: float = 0.5) -> "Tensor":
+        return self._fill_with("bernoulli_", random.rand_array(self.shape, self.device, np.float64) < p)
+
+    def add_(self, other: Any, *, alpha: Any = 1) -> "Tensor": return self._inplace("add_", lambda t, o: F.add(t, o, alpha=alpha), other)
+    def sub_(self, other: Any, *, alpha: Any = 1) -> "Tensor": return self._inplace("sub_", lambda t, o: F.sub(t, o, alpha=alpha), other)
+    def mul_(self, other: Any) -> "Tensor": return self._inplace("mul_", F.mul, other)
+    def div_(self, other: Any) -> "Tensor": return self._inplace("div_", F.div, other)
+    def pow_(self, exponent: Any) -> "Tensor": return self._inplace("pow_", F.pow, exponent)
+    def clamp_(self, min: Any = None, max: Any = None) -> "Tensor": return self._inplace("clamp_", F.clamp, min, max)
+    clip_ = clamp_
+    def abs_(self) -> "Tensor": return self._inplace("abs_", F.abs)
+    def neg_(self) -> "Tensor": return self._inplace("neg_", F.neg)
+    def exp_(self) -> "Tensor": return self._inplace("exp_", F.exp)
+    def log_(self) -> "Tensor": return self._inplace("log_", F.log)
+    def sqrt_(self) -> "Tensor": return self._inplace("sqrt_", F.sqrt)
+    def sigmoid_(self) -> "Tensor": return self._inplace("sigmoid_", F.sigmoid)
+    def tanh_(self) -> "Tensor": return self._inplace("tanh_", F.tanh)
+    def relu_(self) -> "Tensor": return self._inplace("relu_", F.relu)
+    def masked_fill_(self, mask: Any, value: Any) -> "Tensor": return self._inplace("masked_fill_", F.masked_fill, mask, value)
+    def masked_scatter_(self, mask: Any, source: Any) -> "Tensor": return self._inplace("masked_scatter_", F.masked_scatter, mask, source)
+    def scatter_(self, dim: int, index: Any, src: Any = None, *, value: Any = None, reduce: str | None = None) -> "Tensor":
+        return self._inplace("scatter_", lambda t, s: F.scatter(t, dim, index, s, value=value, reduce=reduce), src)
+    def scatter_add_(self, dim: int, index: Any, src: Any) -> "Tensor":
+        return self._inplace("scatter_add_", lambda t, s: F.scatter_add(t, dim, index, s), src)
+    def index_add_(self, dim: int, index: Any, source: Any, *, alpha: Any = 1) -> "Tensor":
+        return self._inplace("index_add_", lambda t, s: F.index_add(t, dim, index, s, alpha=alpha), source)
+
+    # ----------------------------------------------------------------- new tensors like this one
+    def new_tensor(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
+        return creation.tensor(data, dtype=dtype or self.dtype, device=self.device, requires_grad=requires_grad)
+
+    def new_full(self, size: Sequence[int], fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
+        return creation.full(size, fill_value, dtype=dtype or self.dtype, device=self.device, requires_grad=requires_grad)
+
+    def new_zeros(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
+        return self.new_full(_shape_args(size), 0, dtype, requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
+        return self.new_full(_shape_args(size), 1, dtype, requires_grad)
+
+    def new_empty(self, *size: Any, dtype: Any = None, requires_grad: bool = False) -> "Tensor":
+        return self.new_full(_shape_args(size), 0, dtype, requires_grad)
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return int(self.dtype.itemsize)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other: Any) -> "Tensor": return F.add(self, other)
@@ -312,8 +461,8 @@ class Tensor:
     def __or__(self, other: Any) -> "Tensor": return F.logical_or(self, other)
 
     # ----------------------------------------------------------------- methods (see functional)
-    def add(self, other: Any) -> "Tensor": return F.add(self, other)
-    def sub(self, other: Any) -> "Tensor": return F.sub(self, other)
+    def add(self, other: Any, *, alpha: Any = 1) -> "Tensor": return F.add(self, other, alpha=alpha)
+    def sub(self, other: Any, *, alpha: Any = 1) -> "Tensor": return F.sub(self, other, alpha=alpha)
     def mul(self, other: Any) -> "Tensor": return F.mul(self, other)
     def div(self, other: Any) -> "Tensor": return F.div(self, other)
     def pow(self, exponent: Any) -> "Tensor": return F.pow(self, exponent)
@@ -337,12 +486,40 @@ class Tensor:
     def where(self, condition: Any, other: Any) -> "Tensor": return F.where(condition, self, other)
     def masked_fill(self, mask: Any, value: Any) -> "Tensor": return F.masked_fill(self, mask, value)
 
+    def square(self) -> "Tensor": return F.square(self)
+    def erf(self) -> "Tensor": return F.erf(self)
+    def atan2(self, other: Any) -> "Tensor": return F.atan2(self, other)
+    arctan2 = atan2
+    def lerp(self, end: Any, weight: Any) -> "Tensor": return F.lerp(self, end, weight)
+    def floor(self) -> "Tensor": return F.floor(self)
+    def ceil(self) -> "Tensor": return F.ceil(self)
+    def round(self, *, decimals: int = 0) -> "Tensor": return F.round(self, decimals=decimals)
+    def sign(self) -> "Tensor": return F.sign(self)
+    def isnan(self) -> "Tensor": return F.isnan(self)
+    def isinf(self) -> "Tensor": return F.isinf(self)
+    def isfinite(self) -> "Tensor": return F.isfinite(self)
+    def isclose(self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> "Tensor":
+        return F.isclose(self, other, rtol, atol, equal_nan)
+    def allclose(self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+        return F.allclose(self, other, rtol, atol, equal_nan)
+    def eq(self, other: Any) -> "Tensor": return F.eq(self, other)
+    def ne(self, other: Any) -> "Tensor": return F.ne(self, other)
+    def lt(self, other: Any) -> "Tensor": return F.lt(self, other)
+    def le(self, other: Any) -> "Tensor": return F.le(self, other)
+    def gt(self, other: Any) -> "Tensor": return F.gt(self, other)
+    def ge(self, other: Any) -> "Tensor": return F.ge(self, other)
+    def logical_and(self, other: Any) -> "Tensor": return F.logical_and(self, other)
+    def logical_or(self, other: Any) -> "Tensor": return F.logical_or(self, other)
+    def logical_not(self) -> "Tensor": return F.logical_not(self)
+    def all(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.all(self, dim, keepdim)
+    def any(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.any(self, dim, keepdim)
+
     def sum(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.sum(self, dim, keepdim)
     def mean(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.mean(self, dim, keepdim)
-    def var(self, dim: Any = None, keepdim: bool = False, *, correction: int = 1) -> "Tensor":
-        return F.var(self, dim, keepdim=keepdim, correction=correction)
-    def std(self, dim: Any = None, keepdim: bool = False, *, correction: int = 1) -> "Tensor":
-        return F.std(self, dim, keepdim=keepdim, correction=correction)
+    def var(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *, correction: int | None = None) -> "Tensor":
+        return F.var(self, dim, unbiased, keepdim, correction=correction)
+    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *, correction: int | None = None) -> "Tensor":
+        return F.std(self, dim, unbiased, keepdim, correction=correction)
     def max(self, dim: Any = None, keepdim: bool = False) -> Any: return F.max(self, dim, keepdim)
     def min(self, dim: Any = None, keepdim: bool = False) -> Any: return F.min(self, dim, keepdim)
     def amax(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.amax(self, dim, keepdim)
@@ -350,7 +527,7 @@ class Tensor:
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor": return F.argmax(self, dim, keepdim)
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> "Tensor": return F.argmin(self, dim, keepdim)
     def logsumexp(self, dim: Any, keepdim: bool = False) -> "Tensor": return F.logsumexp(self, dim, keepdim)
-    def prod(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.prod(self, dim, keepdim)
+    def prod(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> "Tensor": return F.prod(self, dim, keepdim, dtype=dtype)
     def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.norm(self, p, dim, keepdim)
     def softmax(self, dim: int) -> "Tensor": return F.softmax(self, dim)
     def log_softmax(self, dim: int) -> "Tensor": return F.log_softmax(self, dim)
@@ -381,16 +558,48 @@ class Tensor:
     def gather(self, dim: int, index: Any) -> "Tensor": return F.gather(self, dim, index)
     def index_select(self, dim: int, index: Any) -> "Tensor": return F.index_select(self, dim, index)
     def contiguous(self) -> "Tensor": return self
+    def t(self) -> "Tensor": return F.t(self)
+    def view_as(self, other: "Tensor") -> "Tensor": return F.view_as(self, other)
+    def narrow(self, dim: int, start: int, length: int) -> "Tensor": return F.narrow(self, dim, start, length)
+    def unbind(self, dim: int = 0) -> tuple["Tensor", ...]: return F.unbind(self, dim)
+    def repeat_interleave(self, repeats: Any = None, dim: int | None = None, *, output_size: int | None = None) -> "Tensor":
+        return F.repeat_interleave(self, repeats, dim, output_size=output_size)
+    def scatter(self, dim: int, index: Any, src: Any = None, *, value: Any = None, reduce: str | None = None) -> "Tensor":
+        return F.scatter(self, dim, index, src, value=value, reduce=reduce)
+    def scatter_add(self, dim: int, index: Any, src: "Tensor") -> "Tensor": return F.scatter_add(self, dim, index, src)
+    def index_add(self, dim: int, index: Any, source: "Tensor", *, alpha: Any = 1) -> "Tensor": return F.index_add(self, dim, index, source, alpha=alpha)
+    def masked_scatter(self, mask: Any, source: "Tensor") -> "Tensor": return F.masked_scatter(self, mask, source)
+
+    # sorting and selection (functional/sorting.py)
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any: return F.sort(self, dim, descending, stable)
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> "Tensor": return F.argsort(self, dim, descending, stable)
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any: return F.topk(self, k, dim, largest, sorted)
+    def kthvalue(self, k: int, dim: int = -1, keepdim: bool = False) -> Any: return F.kthvalue(self, k, dim, keepdim)
+    def median(self, dim: int | None = None, keepdim: bool = False) -> Any: return F.median(self, dim, keepdim)
+    def unique(self, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim: int | None = None) -> Any:
+        return F.unique(self, sorted, return_inverse, return_counts, dim)
+    def nonzero(self, *, as_tuple: bool = False) -> Any: return F.nonzero(self, as_tuple=as_tuple)
+
+    # scans (functional/scan.py) and matrix products (functional/linalg.py)
+    def cumsum(self, dim: int, *, dtype: Any = None) -> "Tensor": return F.cumsum(self, dim, dtype=dtype)
+    def cumprod(self, dim: int, *, dtype: Any = None) -> "Tensor": return F.cumprod(self, dim, dtype=dtype)
+    def diff(self, n: int = 1, dim: int = -1, prepend: Any = None, append: Any = None) -> "Tensor": return F.diff(self, n, dim, prepend, append)
+    def mm(self, mat2: "Tensor") -> "Tensor": return F.mm(self, mat2)
+    def bmm(self, mat2: "Tensor") -> "Tensor": return F.bmm(self, mat2)
+    def addmm(self, mat1: "Tensor", mat2: "Tensor", *, beta: float = 1, alpha: float = 1) -> "Tensor": return F.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+    def outer(self, vec2: "Tensor") -> "Tensor": return F.outer(self, vec2)
+    def kron(self, other: "Tensor") -> "Tensor": return F.kron(self, other)
+    def index_put(self, indices: Any, values: Any, accumulate: bool = False) -> "Tensor": return F.index_put(self, indices, values, accumulate)
+    def index_put_(self, indices: Any, values: Any, accumulate: bool = False) -> "Tensor":
+        return self._inplace("index_put_", lambda t, v: F.index_put(t, indices, v, accumulate), values)
+    def tril(self, diagonal: int = 0) -> "Tensor": return F.tril(self, diagonal)
+    def triu(self, diagonal: int = 0) -> "Tensor": return F.triu(self, diagonal)
+    def diag(self, diagonal: int = 0) -> "Tensor": return F.diag(self, diagonal)
 
 
-class _HookHandle:
-    """``.remove()`` takes one hook out of the dict it was registered in."""
-
-    def __init__(self, hooks: dict, key: int) -> None:
-        self.hooks, self.key = hooks, key
-
-    def remove(self) -> None:
-        self.hooks.pop(self.key, None)
+_TYPE_NAMES = {np.dtype(d): n for d, n in [(np.float32, "Float"), (np.float64, "Double"), (np.float16, "Half"),
+                                           (np.int64, "Long"), (np.int32, "Int"), (np.int16, "Short"),
+                                           (np.int8, "Char"), (np.uint8, "Byte"), (np.bool_, "Bool")]}
 
 
 def _shape_args(args: tuple) -> tuple:
@@ -399,5 +608,3 @@ def _shape_args(args: tuple) -> tuple:
         return tuple(args[0])
     return tuple(args)
 
-
-from tinyvision import functional as F  # noqa: E402  (functional needs Tensor defined first)

@@ -11,6 +11,8 @@ from tinyvision.kernels.reference.conv import conv_output_size
 
 def normalize_dim(dim: int, ndim: int, op: str) -> int:
     """A non-negative axis; a dim out of range names the op, the dim and the rank."""
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r} ({type(dim).__name__})")
     rank = max(ndim, 1)
     if not -rank <= dim < rank:
         raise IndexError(f"{op}: dim {dim} is out of range for a tensor of {ndim} dims "
@@ -22,8 +24,8 @@ def normalize_dims(dim: int | Sequence[int] | None, ndim: int, op: str) -> tuple
     """``dim`` as a sorted tuple of non-negative axes; None means every axis."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
-    axes = tuple(sorted({normalize_dim(int(d), ndim, op) for d in dims}))
+    dims = int_sizes(op, "dim", dim)
+    axes = tuple(sorted({normalize_dim(d, ndim, op) for d in dims}))
     if ndim == 0:
         return ()
     if len(axes) != len(dims):
@@ -101,3 +103,70 @@ def output_sizes(op: str, spatial: Sequence[int], kernel_size: Sequence[int], st
                 f"padding={tuple(padding)}, dilation={tuple(dilation)}]")
         out.append(n)
     return tuple(out)
+
+
+# ---------------------------------------------------------------- argument checks shared by the ops
+# Each op calls these at its top, so that a wrong argument fails there, with the op's name and the
+# argument's, instead of deep inside NumPy or a Numba kernel (or, worse, not at all). The rule for
+# dtypes is written down in docs/autograd.md ("dtype promotion and what is refused").
+
+def check_tensor(op: str, name: str, value: Any, arrays: bool = False) -> None:
+    """A Tensor (or, with ``arrays``, also a NumPy/CuPy array), never a list: PyTorch's ops take
+    no lists where a tensor is expected."""
+    from tinyvision.autograd.tensor import Tensor  # autograd sits below functional; imported late
+    if isinstance(value, Tensor) or (arrays and hasattr(value, "__array__") and hasattr(value, "dtype")):
+        return
+    raise TypeError(f"{op}: {name} must be a Tensor{' or an array' if arrays else ''}, "
+                    f"got {type(value).__name__}")
+
+
+def check_floating(op: str, name: str, value: Any, why: str = "") -> None:
+    """A floating-point Tensor: ops that compute fractions (softmax, means, norms, interpolation
+    weights) refuse integers and bools as PyTorch does, rather than truncate or promote silently."""
+    check_tensor(op, name, value)
+    if np.dtype(value.dtype).kind != "f":
+        raise TypeError(f"{op}: {name} must be a floating-point tensor{why}, got dtype {value.dtype}; "
+                        f"cast it first, e.g. {name}.float()")
+
+
+def int_sizes(op: str, name: str, values: Any) -> tuple[int, ...]:
+    """An int or a sequence of ints (NumPy integers too) as a tuple; a float, a bool or anything
+    else is refused (PyTorch's rule: ``reshape(x, (2.5, -1))`` is a TypeError, not (2, -1))."""
+    seq = (values,) if isinstance(values, (int, np.integer)) else values
+    if isinstance(seq, (str, bytes)) or not hasattr(seq, "__iter__"):
+        raise TypeError(f"{op}: {name} must be an int or a sequence of ints, got {type(values).__name__}")
+    seq = tuple(seq)
+    for i, v in enumerate(seq):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{op}: {name} must hold ints, got {v!r} ({type(v).__name__}) at position {i} "
+                            f"of {values!r}")
+    return tuple(int(v) for v in seq)
+
+
+def real_number(op: str, name: str, value: Any) -> float | int:
+    """A Python or NumPy real scalar (bools count, as in PyTorch), returned unchanged."""
+    if not isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a number, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def tensor_list(op: str, name: str, tensors: Any) -> list:
+    """A non-empty list or tuple of Tensors. A single Tensor is refused (it iterates over its
+    first dim, so ``cat(t)`` would silently join t's rows)."""
+    from tinyvision.autograd.tensor import Tensor
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{op}: {name} must be a list or tuple of Tensors, got {type(tensors).__name__}")
+    if not tensors:
+        raise ValueError(f"{op}: expected a non-empty list of tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name}[{i}] must be a Tensor, got {type(t).__name__}")
+    return list(tensors)
+
+
+def check_eps(op: str, eps: Any) -> float:
+    """A normalisation's eps: a number >= 0 (a negative eps makes var + eps negative: NaN)."""
+    real_number(op, "eps", eps)
+    if not eps >= 0:  # also refuses NaN
+        raise ValueError(f"{op}: eps must be >= 0, got {eps}")
+    return float(eps)

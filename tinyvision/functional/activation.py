@@ -32,7 +32,8 @@ from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional._util import normalize_dim
 from tinyvision.functional.elementwise import _sigmoid
-from tinyvision.kernels.compat import array_module, erf
+from tinyvision.kernels.compat import array_module
+from tinyvision.kernels.dispatch import kernel
 
 
 def _check_tensor(op: str, input: object) -> None:
@@ -150,7 +151,7 @@ class GELU(Function):
         ctx.approximate = approximate
         if approximate == "tanh":
             return 0.5 * x * (1 + xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
-        return 0.5 * x * (1 + erf(x / math.sqrt(2)).astype(x.dtype))
+        return kernel("activation", "gelu_forward", x)(x)  # 0.5 x (1 + erf(x / sqrt 2)), fused
 
     @staticmethod
     def backward(ctx: Context, grad):
@@ -161,9 +162,8 @@ class GELU(Function):
             t = xp.tanh(u)
             du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
             return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du), None
-        cdf = 0.5 * (1 + erf(x / math.sqrt(2)).astype(x.dtype))  # d/dx x Phi(x) = Phi + x phi
-        pdf = xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-        return grad * (cdf + x * pdf), None
+        # d/dx x Phi(x) = Phi(x) + x phi(x), fused (kernels/reference/activation.py writes it out)
+        return kernel("activation", "gelu_backward", x)(x, grad), None
 
 
 class SiLU(Function):

@@ -20,6 +20,7 @@ from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import elementwise as E
 from tinyvision.functional import reduction as R
+from tinyvision.functional._util import check_eps, check_floating, int_sizes
 from tinyvision.functional.shape import reshape
 from tinyvision.kernels.compat import array_module, scatter_add
 
@@ -116,6 +117,8 @@ def batch_norm(input: Tensor, running_mean: Any, running_var: Any, weight: Tenso
     running_var with the *unbiased* variance (times M / (M - 1)), weighted by ``momentum``.
     training=False normalises with the running statistics.
     """
+    check_floating("batch_norm", "input", input)
+    check_eps("batch_norm", eps)
     if input.ndim < 2:
         raise ValueError(f"batch_norm: input must be (N, C, *), got shape {input.shape}")
     c = input.shape[1]
@@ -150,7 +153,9 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Ten
 
     input: (*, *normalized_shape); weight, bias: normalized_shape (elementwise affine).
     """
-    shape = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    check_floating("layer_norm", "input", input)
+    check_eps("layer_norm", eps)
+    shape = int_sizes("layer_norm", "normalized_shape", normalized_shape)
     k = len(shape)
     if k == 0 or k > input.ndim or input.shape[input.ndim - k:] != shape:
         raise ValueError(f"layer_norm: normalized_shape {shape} does not match the trailing dims "
@@ -169,6 +174,8 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
 
     input: (N, C, *); weight, bias: (C,). Implemented on the view (N, G, C/G, *).
     """
+    check_floating("group_norm", "input", input)
+    check_eps("group_norm", eps)
     if input.ndim < 2:
         raise ValueError(f"group_norm: input must be (N, C, *), got shape {input.shape}")
     n, c, rest = input.shape[0], input.shape[1], input.shape[2:]
@@ -184,6 +191,39 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     y = Standardize.apply(grouped, _broadcast_param(weight, shape), _broadcast_param(bias, shape),
                           mean, var, axes, eps, True)
     return reshape(y, input.shape)
+
+
+def instance_norm(input: Tensor, running_mean: Any = None, running_var: Any = None, weight: Tensor | None = None,
+                  bias: Tensor | None = None, use_input_stats: bool = True, momentum: float = 0.1,
+                  eps: float = 1e-5) -> Tensor:
+    """Normalise each channel of each sample over its spatial dims (Ulyanov et al. 2016: style
+    transfer; it removes per-image contrast), then a per-channel affine.
+
+    input: (N, C, *) with at least one spatial dim; running_mean, running_var, weight, bias:
+    (C,). It is group_norm with one channel per group. With ``use_input_stats`` and running
+    buffers given, they are updated in place with the instance statistics averaged over N
+    (the variance unbiased, as batch_norm); ``use_input_stats=False`` normalises with the
+    running statistics instead (batch_norm's eval mode).
+    """
+    op = "instance_norm"
+    if input.ndim < 3:
+        raise ValueError(f"{op}: input must be (N, C, *) with at least one spatial dim, got shape {input.shape}")
+    n, c = input.shape[:2]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        _check_param(op, name, t, (c,), input, f"one value per channel, C = {c}")
+    if not use_input_stats:
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    axes = tuple(range(2, input.ndim))
+    m = input.numel() // max(n * c, 1)
+    if m <= 1:
+        raise ValueError(f"{op}: expected more than 1 spatial element per channel, got input of shape {input.shape}")
+    if running_mean is not None or running_var is not None:
+        mean, var = _moments(input.data, axes)  # (N, C, 1, ...)
+        if running_mean is not None:
+            _update_running(running_mean, mean.reshape(n, c).mean(0), momentum)
+        if running_var is not None:
+            _update_running(running_var, (var * (m / (m - 1))).reshape(n, c).mean(0), momentum)
+    return group_norm(input, c, weight, bias, eps)
 
 
 def _channel_window_sum(a, before: int, after: int):
@@ -259,7 +299,7 @@ class Embedding(Function):
     def backward(ctx: Context, grad):
         (index,) = ctx.saved_tensors
         gw = array_module(grad).zeros(ctx.shape, dtype=grad.dtype)
-        scatter_add(gw, index.reshape(-1), grad.reshape(-1, ctx.shape[1]))
+        scatter_add(gw, index.reshape(-1), grad.reshape(index.size, ctx.shape[1]))  # no -1: D may be 0
         if ctx.padding_idx is not None:
             gw[ctx.padding_idx] = 0
         return gw, None, None

@@ -32,8 +32,9 @@ def _check_input(op: str, input: Tensor) -> None:
         raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
     if input.ndim not in (3, 4) or min(input.shape[-2:]) < 1:
         raise ValueError(f"{op}: input must be (N, C, H, W) or (C, H, W) with H, W >= 1, got shape {input.shape}")
-    if input.dtype.kind != "f":
-        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {input.dtype}")
+    if input.dtype not in (np.float32, np.float64):  # the kernels are compiled for these two
+        raise TypeError(f"{op}: input must be float32 or float64, got dtype {input.dtype}; "
+                        "cast it first, e.g. input.float()")
 
 
 def _window_args(op: str, input: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair,

@@ -28,6 +28,7 @@ import numpy as np
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional._util import check_floating, check_tensor
 from tinyvision.functional.shape import permute, reshape
 from tinyvision.kernels.compat import array_module
 
@@ -280,8 +281,11 @@ def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
     range), or 'area' (adaptive average pooling to the output size); ``align_corners`` (the
     linear and cubic modes only, default False) maps the corner pixels' centres onto each other.
     """
+    check_tensor("interpolate", "input", input)
     if mode not in _MODES:
         raise ValueError(f"interpolate: mode must be one of {tuple(_MODES)}, got {mode!r}")
+    if not mode.startswith("nearest"):  # weights are fractions: an integer map would truncate them to 0
+        check_floating("interpolate", "input", input, f" for mode {mode!r}")
     if input.ndim not in _SPATIAL or _MODES[mode] not in (None, input.ndim):
         need = _SPATIAL[_MODES[mode]] if _MODES[mode] else "3-, 4- or 5-D (N, C, *spatial)"
         raise ValueError(f"interpolate: mode {mode!r} needs {need} input, got shape {input.shape}")

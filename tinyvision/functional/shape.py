@@ -9,7 +9,8 @@ import numpy as np
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.functional._util import normalize_dim, normalize_dims
+from tinyvision.functional._util import (int_sizes, normalize_dim, normalize_dims, real_number,
+                                        tensor_list)
 from tinyvision.kernels.compat import array_module
 
 
@@ -108,8 +109,8 @@ class ConstantPad(Function):
 
 
 # ------------------------------------------------------------------ public functions
-def _size_args(shape: Any) -> tuple[int, ...]:
-    return (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+def _size_args(shape: Any, op: str = "reshape", name: str = "shape") -> tuple[int, ...]:
+    return int_sizes(op, name, shape)
 
 
 def _infer_size(sizes: tuple[int, ...], n: int) -> tuple[int, ...] | None:
@@ -150,7 +151,7 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
     """Split one dim into ``sizes``: (N, 192) -> (N, 3, 8, 8) with dim=1, sizes=(3, 8, 8)."""
     d = normalize_dim(dim, input.ndim, "unflatten")
-    new = _infer_size(_size_args(sizes), input.shape[d])  # -1 comes from this dim alone
+    new = _infer_size(_size_args(sizes, "unflatten", "sizes"), input.shape[d])  # -1 comes from this dim alone
     if new is None:
         raise ValueError(f"unflatten: sizes {tuple(sizes)} do not multiply to dim {dim}'s size {input.shape[d]}")
     return reshape(input, input.shape[:d] + new + input.shape[d + 1:])
@@ -181,7 +182,7 @@ swapaxes = transpose
 def movedim(input: Tensor, source: int | Sequence[int], destination: int | Sequence[int]) -> Tensor:
     """Move dims to new places, keeping the others in order: movedim(x, 1, -1) turns
     (N, C, H, W) into (N, H, W, C); movedim(x, (0, 1), (2, 0)) moves two at once."""
-    src, dst = _size_args(source), _size_args(destination)
+    src, dst = _size_args(source, "movedim", "source"), _size_args(destination, "movedim", "destination")
     if len(src) != len(dst):
         raise ValueError(f"movedim: source {source} and destination {destination} must have the same length")
     src = tuple(normalize_dim(d, input.ndim, "movedim") for d in src)
@@ -207,7 +208,7 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
 
 
 def broadcast_to(input: Tensor, shape: Sequence[int]) -> Tensor:
-    shape = _size_args(shape)
+    shape = _size_args(shape, "broadcast_to")
     try:
         ok = np.broadcast_shapes(input.shape, shape) == shape
     except ValueError:
@@ -219,7 +220,7 @@ def broadcast_to(input: Tensor, shape: Sequence[int]) -> Tensor:
 
 def expand(input: Tensor, sizes: Sequence[int]) -> Tensor:
     """Broadcast to ``sizes``; -1 keeps that dim's size, as in PyTorch."""
-    sizes = _size_args(sizes)
+    sizes = _size_args(sizes, "expand", "sizes")
     lead = len(sizes) - input.ndim
     shape = tuple(input.shape[d - lead] if s == -1 and d >= lead else s for d, s in enumerate(sizes))
     return broadcast_to(input, shape)
@@ -227,28 +228,28 @@ def expand(input: Tensor, sizes: Sequence[int]) -> Tensor:
 
 def tile(input: Tensor, dims: Sequence[int]) -> Tensor:
     """Repeat the whole tensor ``dims[d]`` times along each axis (``np.tile``)."""
-    dims = _size_args(dims)
+    dims = _size_args(dims, "tile", "dims")
     reps = (1,) * (input.ndim - len(dims)) + dims
     return Tile.apply(input, reps)
 
 
 def repeat(input: Tensor, repeats: Sequence[int]) -> Tensor:
     """``Tensor.repeat``: like tile, but needs at least one count per dim."""
-    repeats = _size_args(repeats)
+    repeats = _size_args(repeats, "repeat", "repeats")
     if len(repeats) < input.ndim:
         raise ValueError(f"repeat: got {len(repeats)} counts {repeats} for a tensor of {input.ndim} dims")
     return Tile.apply(input, repeats)
 
 
 def flip(input: Tensor, dims: Sequence[int]) -> Tensor:
-    return Flip.apply(input, normalize_dims(_size_args(dims), input.ndim, "flip"))
+    return Flip.apply(input, normalize_dims(_size_args(dims, "flip", "dims"), input.ndim, "flip"))
 
 
 def roll(input: Tensor, shifts: Any, dims: Any = None) -> Tensor:
     """Shift elements cyclically; with dims=None the flattened tensor is rolled."""
     if dims is None:
         return reshape(Roll.apply(flatten(input), int(shifts), 0), input.shape)
-    shifts, dims = _size_args(shifts), _size_args(dims)
+    shifts, dims = _size_args(shifts, "roll", "shifts"), _size_args(dims, "roll", "dims")
     if len(shifts) != len(dims):
         raise ValueError(f"roll: shifts {shifts} and dims {dims} must have the same length")
     axes = tuple(normalize_dim(d, input.ndim, "roll") for d in dims)
@@ -256,10 +257,15 @@ def roll(input: Tensor, shifts: Any, dims: Any = None) -> Tensor:
 
 
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
-    """Join along ``dim``; every other dim must agree (the error lists the shapes)."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("cat: expected a non-empty list of tensors")
+    """Join along ``dim``; every other dim must agree (the error lists the shapes).
+    Empty 1-D tensors (shape (0,)) are skipped whatever the others' shapes, as PyTorch does."""
+    tensors = tensor_list("cat", "tensors", tensors)
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ValueError(f"cat: tensors[{i}] is zero-dimensional and cannot be concatenated; "
+                             "use stack to join scalars")
+    if any(t.shape != (0,) for t in tensors):
+        tensors = [t for t in tensors if t.shape != (0,)]
     axis = normalize_dim(dim, tensors[0].ndim, "cat")
     ref = tensors[0].shape
     for t in tensors[1:]:
@@ -273,9 +279,7 @@ concatenate = cat
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join along a new dim; all shapes must be equal."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("stack: expected a non-empty list of tensors")
+    tensors = tensor_list("stack", "tensors", tensors)
     if any(t.shape != tensors[0].shape for t in tensors):
         raise ValueError(f"stack: expects tensors of equal shape, got {[t.shape for t in tensors]}")
     d = normalize_dim(dim, tensors[0].ndim + 1, "stack")
@@ -310,14 +314,15 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> list[Tensor]:
     return split(input, math.ceil(n / chunks), dim)
 
 
-def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = 0.0) -> Tensor:
     """Pad the last dims, PyTorch's order: ``(left, right, top, bottom, front, back)``.
 
     mode 'constant' fills with ``value``; 'reflect' mirrors without repeating the edge
     (abc -> cb|abc|ba); 'replicate' repeats the edge (abc -> aa|abc|cc); 'circular' wraps
     around (abc -> bc|abc|ab).
     """
-    pad = tuple(int(p) for p in pad)
+    pad = int_sizes("pad", "pad", pad)
+    value = 0.0 if value is None else real_number("pad", "value", value)  # None means 0, as torch
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: needs an even number of widths, at most 2 per dim; got {pad} "
                          f"for a tensor of shape {input.shape}")
@@ -355,3 +360,92 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
             idx = np.clip(idx, 0, n - 1)
         out = index_select(out, d, Tensor(idx))
     return out
+
+
+# ------------------------------------------------------------------ more views and copies
+def numel(input: Tensor) -> int:
+    """The number of elements."""
+    return input.numel()
+
+
+def t(input: Tensor) -> Tensor:
+    """The transpose of a matrix; a 0-d or 1-d tensor comes back as it is."""
+    if input.ndim > 2:
+        raise ValueError(f"t: expects a tensor with <= 2 dims, got shape {input.shape}; use transpose or mT")
+    return input if input.ndim < 2 else transpose(input, 0, 1)
+
+
+def view_as(input: Tensor, other: Tensor) -> Tensor:
+    return reshape(input, other.shape)
+
+
+def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """Elements start .. start + length - 1 along ``dim`` (a negative start counts from the
+    end). Gradient: back into that slab."""
+    d = normalize_dim(dim, input.ndim, "narrow")
+    n = input.shape[d]
+    s = int(start) + n if int(start) < 0 else int(start)
+    if not (0 <= s <= n and 0 <= int(length) <= n - s):
+        raise IndexError(f"narrow: start {start} and length {length} do not fit dim {dim} of size {n} "
+                         f"(need 0 <= start + length <= {n})")
+    return input[(slice(None),) * d + (slice(s, s + int(length)),)]
+
+
+def unbind(input: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
+    """The slices along ``dim``, each without that dim: (3, 4) -> three (4,) with dim=0."""
+    d = normalize_dim(dim, input.ndim, "unbind")
+    return tuple(input[(slice(None),) * d + (i,)] for i in range(input.shape[d]))
+
+
+def repeat_interleave(input: Tensor, repeats: Any = None, dim: int | None = None, *,
+                      output_size: int | None = None) -> Tensor:
+    """Repeat each element ``repeats`` times along ``dim`` (the flattened input when None):
+    [a, b] with repeats 2 -> [a, a, b, b]; repeats may be one count per element (a tensor).
+    ``repeat_interleave(counts)`` alone gives [0]*counts[0] + [1]*counts[1] + ...
+    Gradient: each copy's gradient summed back (an index_select's backward)."""
+    from tinyvision.functional.indexing import index_select
+
+    if repeats is None:  # the one-argument form: input holds the counts
+        counts = input.data
+        xp = array_module(counts)
+        return Tensor(xp.repeat(xp.arange(counts.shape[0]), counts))
+    if dim is None:
+        input, d = flatten(input), 0
+    else:
+        d = normalize_dim(dim, input.ndim, "repeat_interleave")
+    n = input.shape[d] if input.ndim else 1
+    counts = repeats.data if isinstance(repeats, Tensor) else np.asarray(repeats)
+    if counts.dtype.kind not in "iu" or counts.ndim > 1 or counts.size not in (1, n):
+        raise ValueError(f"repeat_interleave: repeats must be an int or a 1-D integer tensor of 1 or {n} "
+                         f"counts (dim {dim} has size {n}); got {repeats!r}")
+    if (counts < 0).any():
+        raise ValueError(f"repeat_interleave: repeats must be non-negative, got {repeats!r}")
+    xp = array_module(input.data)
+    index = xp.repeat(xp.arange(n), xp.asarray(counts).reshape(-1))
+    if output_size is not None and index.shape[0] != output_size:
+        raise ValueError(f"repeat_interleave: output_size {output_size} differs from the sum of repeats {index.shape[0]}")
+    if input.ndim == 0:
+        input = reshape(input, (1,))
+    return index_select(input, d, Tensor(index))
+
+
+def meshgrid(*tensors: Tensor, indexing: str = "ij") -> tuple[Tensor, ...]:
+    """Coordinate grids from 1-D tensors of sizes n_0, n_1, ...: each output has shape
+    (n_0, n_1, ...) with ``tensors[i]`` laid along dim i ('ij', matrix indexing). 'xy'
+    (Cartesian) swaps the first two dims, so that x varies along columns. Gradient: each
+    grid sums back onto its tensor (a broadcast's backward)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    if any(t.ndim > 1 for t in tensors):
+        raise ValueError(f"meshgrid: expects 0-d or 1-d tensors, got shapes {[t.shape for t in tensors]}")
+    flat = [reshape(t, (-1,)) for t in tensors]
+    if indexing == "xy" and len(flat) >= 2:
+        flat[0], flat[1] = flat[1], flat[0]
+    shape = tuple(t.shape[0] for t in flat)
+    grids = [broadcast_to(reshape(t, [-1 if i == k else 1 for k in range(len(flat))]), shape)
+             for i, t in enumerate(flat)]
+    if indexing == "xy" and len(grids) >= 2:  # back to the callers' order; the shape stays (n_1, n_0, ...)
+        grids[0], grids[1] = grids[1], grids[0]
+    return tuple(grids)

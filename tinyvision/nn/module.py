@@ -12,63 +12,26 @@ parameter) or by ``register_buffer``:
 then each child recursively, dotted names), so that a torchvision/timm ``state_dict`` loads
 into the same architecture unchanged, and ``load_state_dict`` reports every missing,
 unexpected and mis-shaped key in one error.
+
+Parameter lives in ``nn/parameter.py`` and the containers (Sequential, ModuleList,
+ModuleDict) in ``nn/container.py``; both are importable from here too, as they were before
+the split.
 """
 from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
-from tinyvision.autograd.tensor import Tensor, get_default_dtype
+# one handle class for Tensor hooks and Module hooks, as torch.utils.hooks.RemovableHandle
+from tinyvision.autograd.function import RemovableHandle
+from tinyvision.autograd.tensor import Tensor
 from tinyvision.kernels import compat
+# empty_parameter is imported for the layer files that import it from here
+from tinyvision.nn.parameter import Parameter, empty_parameter  # noqa: F401
 from tinyvision.serialization import as_array
-
-
-class Parameter(Tensor):
-    """A Tensor that a Module registers as trainable; requires grad by default.
-
-    ``data`` may be a Tensor (its array is shared, not copied) or anything ``numpy.asarray``
-    accepts.
-    """
-
-    __slots__ = ()
-
-    def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
-        if data is None:
-            data = np.empty(0, dtype=np.float32)
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
-
-    def __repr__(self) -> str:
-        return "Parameter containing:\n" + super().__repr__()
-
-
-def empty_parameter(shape: tuple[int, ...], dtype: Any = None, device: str | None = None) -> Parameter:
-    """A zero-filled Parameter of ``shape`` for a layer's ``reset_parameters`` to fill;
-    ``dtype``/``device`` are PyTorch's factory arguments (default: the default dtype, 'cpu')."""
-    array = np.zeros(shape, dtype=np.dtype(dtype or get_default_dtype()))
-    return Parameter(compat.to_device(array, device or "cpu"))
-
-
-class RemovableHandle:
-    """Returned by ``register_forward_hook`` / ``register_forward_pre_hook``: ``.remove()``
-    unregisters the hook (also usable as a context manager)."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict) -> None:
-        self.hooks = hooks
-        self.id = next(RemovableHandle._ids)
-
-    def remove(self) -> None:
-        self.hooks.pop(self.id, None)
-
-    def __enter__(self) -> "RemovableHandle":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.remove()
 
 
 class IncompatibleKeys(NamedTuple):
@@ -460,142 +423,14 @@ class Identity(Module):
         return input
 
 
-def _index(i: int, n: int, what: str) -> int:
-    if not -n <= i < n:
-        raise IndexError(f"{what}: index {i} is out of range for length {n}")
-    return i % n
+_MOVED_TO_CONTAINER = ("Sequential", "ModuleList", "ModuleDict")
 
 
-class Sequential(Module):
-    """Runs its modules in order: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
+def __getattr__(name: str) -> Any:
+    """``from tinyvision.nn.module import Sequential`` keeps working: the containers moved to
+    nn/container.py, which imports this module, so they are looked up at call time."""
+    if name in _MOVED_TO_CONTAINER:
+        from tinyvision.nn import container
 
-    Children are named '0', '1', ... (or by the keys of an OrderedDict), which is where
-    state_dict keys such as ``features.0.weight`` come from.
-    """
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__()
-        if len(args) == 1 and isinstance(args[0], OrderedDict):
-            for name, module in args[0].items():
-                self.add_module(name, module)
-        else:
-            for i, module in enumerate(args):
-                self.add_module(str(i), module)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def __getitem__(self, idx: int | slice) -> Any:
-        if isinstance(idx, slice):
-            return type(self)(OrderedDict(list(self._modules.items())[idx]))
-        return list(self._modules.values())[_index(idx, len(self), "Sequential")]
-
-    def __setitem__(self, idx: int, module: Module) -> None:
-        key = list(self._modules)[_index(idx, len(self), "Sequential")]
-        self.add_module(key, module)
-
-    def __delitem__(self, idx: int | slice) -> None:
-        keys = list(self._modules)
-        for key in keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(self), "Sequential")]]:
-            del self._modules[key]
-        # renumber so that the names stay '0', '1', ... as in PyTorch
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, module in enumerate(items):
-            self._modules[str(i)] = module
-
-    def append(self, module: Module) -> "Sequential":
-        self.add_module(str(len(self)), module)
-        return self
-
-    def forward(self, input: Any) -> Any:
-        for module in self:
-            input = module(input)
-        return input
-
-
-class ModuleList(Module):
-    """A list of modules, registered as children '0', '1', ...; no forward of its own."""
-
-    def __init__(self, modules: Iterable[Module] | None = None) -> None:
-        super().__init__()
-        if modules is not None:
-            self.extend(modules)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def __getitem__(self, idx: int | slice) -> Any:
-        if isinstance(idx, slice):
-            return type(self)(list(self._modules.values())[idx])
-        return self._modules[str(_index(idx, len(self), "ModuleList"))]
-
-    def __setitem__(self, idx: int, module: Module) -> None:
-        self.add_module(str(_index(idx, len(self), "ModuleList")), module)
-
-    def __iadd__(self, modules: Iterable[Module]) -> "ModuleList":
-        return self.extend(modules)
-
-    def append(self, module: Module) -> "ModuleList":
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules: Iterable[Module]) -> "ModuleList":
-        for module in modules:
-            self.append(module)
-        return self
-
-    def insert(self, index: int, module: Module) -> None:
-        items = list(self._modules.values())
-        items.insert(index, module)
-        self._modules.clear()
-        self.extend(items)
-
-
-class ModuleDict(Module):
-    """An ordered dict of modules, registered as children under their keys."""
-
-    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
-        super().__init__()
-        if modules is not None:
-            self.update(modules)
-
-    def __getitem__(self, key: str) -> Module:
-        return self._modules[key]
-
-    def __setitem__(self, key: str, module: Module) -> None:
-        self.add_module(key, module)
-
-    def __delitem__(self, key: str) -> None:
-        del self._modules[key]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._modules)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._modules
-
-    def keys(self) -> Iterable[str]:
-        return self._modules.keys()
-
-    def values(self) -> Iterable[Module]:
-        return self._modules.values()
-
-    def items(self) -> Iterable[tuple[str, Module]]:
-        return self._modules.items()
-
-    def pop(self, key: str) -> Module:
-        return self._modules.pop(key)
-
-    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
-        for key, module in (modules.items() if isinstance(modules, Mapping) else modules):
-            self.add_module(key, module)
+        return getattr(container, name)
+    raise AttributeError(f"module 'tinyvision.nn.module' has no attribute {name!r}")

@@ -22,11 +22,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
-
 import tinyvision as tv
 from tinyvision import random as tv_random
 from tinyvision.train.module import TrainModule
+from tinyvision.viz.plot import plot_curves
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -341,26 +340,3 @@ def write_csv(path: Path, rows: list[dict[str, float]]) -> None:
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(path)
-
-
-def plot_curves(rows: list[dict[str, float]], path: Path) -> None:
-    """Loss and accuracy per epoch, train and validation, side by side, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for ax, metric in zip(axes, ("loss", "acc")):
-        for split in ("train", "val"):
-            key = f"{split}_{metric}"
-            if any(key in r for r in rows):
-                ax.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o", label=split)
-        ax.set_xlabel("epoch")
-        ax.set_title({"loss": "loss", "acc": "accuracy"}[metric])
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

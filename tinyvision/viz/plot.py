@@ -1,7 +1,11 @@
-"""Pictures of what viz computes (matplotlib, Agg backend, saved as PNG).
+"""Pictures of what viz computes and of a training run, saved as PNG.
 
 Every ``plot_*`` takes the arrays that the matching function returned, draws them, saves to
 ``path`` and returns the path. matplotlib is the ``viz`` extra and is imported only here.
+
+The figures are ``matplotlib.figure.Figure`` objects drawn by the Agg canvas directly, never
+through ``pyplot``: pyplot would choose (or, with ``matplotlib.use``, force) the process-wide
+backend, which is the user's notebook's business, and it keeps every figure alive until closed.
 """
 from __future__ import annotations
 
@@ -11,20 +15,21 @@ from typing import Any, Sequence
 import numpy as np
 
 
-def _plt():
-    import matplotlib
+def _figure(figsize: tuple[float, float]) -> Any:
+    """A Figure with its own Agg canvas: pyplot never sees it, so no global backend is set
+    and nothing has to be closed (it is freed with its last reference)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
 
-    return plt
 
-
-def _save(fig: Any, path: str | Path) -> Path:
+def _save(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
 
 
@@ -44,9 +49,9 @@ def plot_attention_temperatures(scores: np.ndarray, path: str | Path, layer: int
     and the class token's row for each: higher T flattens the distribution towards uniform."""
     from tinyvision.viz.attention import softmax
 
-    plt = _plt()
     s = scores[layer, head]
-    fig, axes = plt.subplots(2, len(temperatures), figsize=(3.2 * len(temperatures), 6))
+    fig = _figure((3.2 * len(temperatures), 6))
+    axes = fig.subplots(2, len(temperatures))
     for col, t in enumerate(temperatures):
         a = softmax(s / t)
         axes[0, col].imshow(a, cmap="viridis")
@@ -61,9 +66,9 @@ def plot_attention_temperatures(scores: np.ndarray, path: str | Path, layer: int
 
 def plot_attention_heads(attention: np.ndarray, path: str | Path) -> Path:
     """Grid of attention matrices: rows = layers, columns = heads."""
-    plt = _plt()
     layers, heads = attention.shape[:2]
-    fig, axes = plt.subplots(layers, heads, figsize=(1.6 * heads, 1.6 * layers), squeeze=False)
+    fig = _figure((1.6 * heads, 1.6 * layers))
+    axes = fig.subplots(layers, heads, squeeze=False)
     for i in range(layers):
         for j in range(heads):
             axes[i, j].imshow(attention[i, j], cmap="viridis")
@@ -84,8 +89,8 @@ def plot_overlay(image: np.ndarray, heat: np.ndarray, path: str | Path, title: s
 def plot_overlays(images: Sequence[np.ndarray], heats: Sequence[np.ndarray], path: str | Path,
                   titles: Sequence[str] | None = None) -> Path:
     """One column per image: the image on top, its heat map over it below."""
-    plt = _plt()
-    fig, axes = plt.subplots(2, len(images), figsize=(3 * len(images), 6), squeeze=False)
+    fig = _figure((3 * len(images), 6))
+    axes = fig.subplots(2, len(images), squeeze=False)
     for col, (image, heat) in enumerate(zip(images, heats)):
         h, w = np.asarray(image).shape[-2:]
         heat = np.asarray(heat, dtype=np.float64)
@@ -100,8 +105,8 @@ def plot_overlays(images: Sequence[np.ndarray], heats: Sequence[np.ndarray], pat
 
 def plot_receptive_field(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Field size and jump (height axis) of each spatial layer, in execution order."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(6, 0.25 * len(rows)), 4))
+    fig = _figure((max(6, 0.25 * len(rows)), 4))
+    ax = fig.subplots()
     x = np.arange(len(rows))
     ax.bar(x, [r["size"][0] for r in rows], label="field size (pixels)")
     ax.plot(x, [r["jump"][0] for r in rows], "o-", color="C1", label="jump (pixels per unit)")
@@ -114,9 +119,9 @@ def plot_receptive_field(rows: Sequence[dict[str, Any]], path: str | Path) -> Pa
 
 def plot_posembed_similarity(similarity: np.ndarray, path: str | Path) -> Path:
     """The (g, g, g, g) similarity as a g x g grid of g x g maps (the ViT paper's figure)."""
-    plt = _plt()
     g = similarity.shape[0]
-    fig, axes = plt.subplots(g, g, figsize=(0.9 * g, 0.9 * g))
+    fig = _figure((0.9 * g, 0.9 * g))
+    axes = fig.subplots(g, g)
     for i in range(g):
         for j in range(g):
             axes[i, j].imshow(similarity[i, j], cmap="viridis", vmin=-1, vmax=1)
@@ -127,11 +132,11 @@ def plot_posembed_similarity(similarity: np.ndarray, path: str | Path) -> Path:
 
 def plot_filters(weights: np.ndarray, path: str | Path, max_filters: int = 64) -> Path:
     """First-layer style filters: RGB when they have 3 input channels, else channel 0."""
-    plt = _plt()
     n = min(len(weights), max_filters)
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols, rows), squeeze=False)
+    fig = _figure((cols, rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
@@ -142,8 +147,8 @@ def plot_filters(weights: np.ndarray, path: str | Path, max_filters: int = 64) -
 
 def plot_feature_maps(maps: dict[str, np.ndarray], path: str | Path, per_layer: int = 8) -> Path:
     """The first ``per_layer`` channels of each layer's output, one row per layer."""
-    plt = _plt()
-    fig, axes = plt.subplots(len(maps), per_layer, figsize=(1.4 * per_layer, 1.5 * len(maps)), squeeze=False)
+    fig = _figure((1.4 * per_layer, 1.5 * len(maps)))
+    axes = fig.subplots(len(maps), per_layer, squeeze=False)
     for row, (name, fmap) in enumerate(maps.items()):
         for col in range(per_layer):
             ax = axes[row, col]
@@ -152,3 +157,22 @@ def plot_feature_maps(maps: dict[str, np.ndarray], path: str | Path, per_layer: 
                 ax.imshow(fmap[col], cmap="viridis")
         axes[row, 0].set_title(name, fontsize=7, loc="left")
     return _save(fig, path)
+
+
+def plot_curves(rows: Sequence[dict[str, float]], path: str | Path) -> Path:
+    """Loss and accuracy per epoch, train and validation, side by side (the Trainer's
+    ``curves.png``; ``rows`` are its per-epoch history: ``epoch``, ``train_loss``, ``val_acc``...)."""
+    epochs = [r["epoch"] for r in rows]
+    fig = _figure((9, 3.5))
+    axes = fig.subplots(1, 2)
+    for ax, metric in zip(axes, ("loss", "acc")):
+        for split in ("train", "val"):
+            key = f"{split}_{metric}"
+            if any(key in r for r in rows):
+                ax.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o", label=split)
+        ax.set_xlabel("epoch")
+        ax.set_title({"loss": "loss", "acc": "accuracy"}[metric])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return _save(fig, path, dpi=100)

@@ -1,0 +1,9 @@
+"""Metrics with torchmetrics' names and API (``update`` / ``compute`` / ``reset``) and functional
+forms: segmentation (confusion matrix, pixel accuracy, IoU, panoptic quality) and image quality
+(PSNR, SSIM)."""
+from tinyvision.metrics.image import psnr, ssim
+from tinyvision.metrics.segmentation import (JaccardIndex, MeanIoU, PanopticQuality, confusion_matrix, mean_iou,
+                                             panoptic_quality, per_class_iou, pixel_accuracy)
+
+__all__ = ["JaccardIndex", "MeanIoU", "PanopticQuality", "confusion_matrix", "mean_iou", "panoptic_quality",
+           "per_class_iou", "pixel_accuracy", "psnr", "ssim"]
