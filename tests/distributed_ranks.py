@@ -136,7 +136,7 @@ def check_sync_batchnorm_against_torch(dtype) -> None:
     x = rng.standard_normal((8, 3, 4, 5)).astype(dtype) * 2 + 1
     u = rng.standard_normal(x.shape).astype(dtype)  # the upstream gradient dL/dy
     weight, bias = rng.standard_normal(3).astype(dtype), rng.standard_normal(3).astype(dtype)
-    part = slice(rank * 8 // world, (rank + 1) * 8 // world)
+    part = slice(0, 3) if rank == 0 else slice(3, 8)  # uneven shares: the counts must be global
 
     bn = dist.SyncBatchNorm(3, momentum=0.3, dtype=dtype)
     bn.weight.data[...], bn.bias.data[...] = weight, bias
@@ -165,6 +165,33 @@ def check_sync_batchnorm_against_torch(dtype) -> None:
            "output, input/weight/bias gradients, running statistics")
 
 
+def check_unused_parameters_and_no_sync() -> None:
+    """A branch only rank 0 uses: synchronize() averages its gradient with rank 1's zeros.
+    Two backwards under no_sync() and one outside: the average of each rank's sum."""
+    rank = dist.get_rank()
+    tv.manual_seed(0)
+    trunk, branch = nn.Linear(4, 3).double(), nn.Linear(3, 1).double()
+    holder = nn.ModuleList([trunk, branch])
+    ddp = dist.DistributedDataParallel(holder)
+    xs = [tv.tensor(np.random.default_rng(10 * r + k).standard_normal((2, 4))) for r in range(2) for k in range(3)]
+    out = trunk(xs[3 * rank])
+    loss = branch(out).sum() if rank == 0 else out.sum()
+    loss.backward()
+    ddp.synchronize()
+    with tv.no_grad():  # the branch's input on rank 0 (its weight's gradient); rank 1 adds zeros
+        expected = trunk(xs[0])
+    np.testing.assert_allclose(branch.weight.grad.numpy(), expected.numpy().sum(0, keepdims=True) / 2, rtol=1e-13)
+    holder.zero_grad()
+    with ddp.no_sync():
+        trunk(xs[3 * rank + 1]).sum().backward()
+        trunk(xs[3 * rank + 2]).sum().backward()
+    trunk(xs[3 * rank]).sum().backward()
+    ddp.synchronize()  # the branch went unused on both ranks this time
+    everyone = sum(xs[3 * r + k].numpy().sum(0) for r in range(2) for k in range(3)) / 2
+    np.testing.assert_allclose(trunk.weight.grad.numpy(), np.tile(everyone, (3, 1)), rtol=1e-13)
+    report("unused parameters (synchronize) and no_sync() gradient accumulation")
+
+
 def check_collectives() -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     total = dist.all_reduce(np.array([rank + 1.0, 2.0]))
@@ -181,12 +208,14 @@ def equality(out_dir: str) -> None:
     dist.init(timeout=60)
     assert dist.get_world_size() == 2, "run under mpiexec -n 2"
     check_collectives()
+    check_unused_parameters_and_no_sync()
     check_training_equality(batchnorm=False, tolerance=1e-12)
     check_training_equality(batchnorm=True, tolerance=1e-10)
     check_local_batchnorm_differs()
     for dtype in (np.float64, np.float32):
         check_sync_batchnorm_against_torch(dtype)
     check_trainer_resume(out_dir)
+    check_trainer_sync_batchnorm()
 
 
 def check_trainer_resume(out_dir: str) -> None:
@@ -226,13 +255,35 @@ def check_trainer_resume(out_dir: str) -> None:
            "sharded validation == the whole set")
 
 
+def check_trainer_sync_batchnorm() -> None:
+    """Trainer(distributed=True, sync_batchnorm=True) on 2 ranks == the plain Trainer on one
+    process, for a CNN with BatchNorm (unshuffled, so both see the same batches of 16)."""
+    from tinyvision.train import Classifier, Trainer
+
+    tv.set_default_dtype(np.float64)
+    dataset = TensorDataset(data().tensors[0][:64], data().tensors[1][:64])
+    weights = []
+    for distributed in (True, False):
+        tv.manual_seed(0)
+        module = Classifier(small_cnn(True), optimizer=lambda p: SGD(p, lr=0.05, momentum=0.9))
+        Trainer(max_epochs=2, progress=False, distributed=distributed, sync_batchnorm=distributed).fit(
+            module, DataLoader(dataset, batch_size=16))
+        weights.append({k: v.numpy().copy() for k, v in module.state_dict().items()})
+        assert isinstance(module.model[1], dist.SyncBatchNorm) == distributed
+    diff = max_difference(*weights)
+    assert diff < 1e-10, diff
+    report(f"Trainer(distributed=True, sync_batchnorm=True) == one process, with BatchNorm (max |diff| {diff:.1e})")
+
+
 # ----------------------------------------------------------------- faults
 def fault(kind: str, out_dir: str) -> None:
     """Train with the Trainer on 2 ranks; rank 1 fails in epoch 2's third step in the way
     ``kind`` says, while rank 0 writes checkpoints. The others must stop, not hang."""
     from tinyvision.train import Classifier, Trainer
 
-    dist.init(timeout=3)
+    # the stalled rank is found by the other's timeout; the others must not hit it while rank 0
+    # writes a checkpoint on a busy machine
+    dist.init(timeout=8 if kind == "stall" else 60)
     tv.set_default_dtype(np.float64)
     rank = dist.get_rank()
     dataset = data()

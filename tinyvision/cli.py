@@ -90,6 +90,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         read_checkpoint(args.resume, "--resume")  # a missing or damaged file: say so before any work
     task = get_task(args.task)
     config = train_config(args, task)
+    if args.sync_batchnorm and not args.distributed:
+        raise SystemExit("--sync-batchnorm: only with --distributed (one process has one batch already)")
     if args.distributed:  # under mpiexec -n R: only rank 0 speaks (docs/distributed.md)
         if join_mpi_job()[0] != 0:
             args.quiet = True
@@ -98,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> None:
           + ", ".join(f"{k} {config[k]}" for k in task.defaults if config.get(k) is not None))
     try:
         result = fit(task, config, out_dir=args.out, resume_from=args.resume, progress=not args.quiet,
-                     distributed=args.distributed)
+                     distributed=args.distributed, sync_batchnorm=args.sync_batchnorm)
     except ValueError as exc:  # an unknown model, a bad recipe value: the message says which
         raise SystemExit(str(exc)) from None
     n_train, n_val, n_test = result["sizes"]
@@ -217,6 +219,8 @@ def parser(task: Any = None) -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel under `mpiexec -n R tinyvision train ...`: --batch-size is the global batch")
+    t.add_argument("--sync-batchnorm", action="store_true",
+                   help="with --distributed: BatchNorm statistics over all ranks (default: each rank's own)")
     if task is not None:
         task.add_arguments(t)
     t.set_defaults(run=cmd_train)

@@ -74,12 +74,14 @@ class Trainer:
         model is wrapped in DistributedDataParallel, the loaders are sharded (their batch size
         is the global batch), metrics are all-reduced, each rank seeds ``seed + rank``, and
         only rank 0 prints and writes files.
+    sync_batchnorm: with ``distributed``, BatchNorm layers take their statistics over all
+        ranks (SyncBatchNorm) instead of each rank's share of the batch (PyTorch's default).
     """
 
     def __init__(self, max_epochs: int = 1, out_dir: str | Path | None = None, seed: int | None = 0,
                  progress: bool = True, grad_clip_norm: float | None = None,
                  extra_checkpoint: dict[str, Any] | None = None, monitor: str = "val_acc",
-                 distributed: bool = False) -> None:
+                 distributed: bool = False, sync_batchnorm: bool = False) -> None:
         if max_epochs < 1:
             raise ValueError(f"Trainer: max_epochs must be >= 1, got {max_epochs}")
         self.max_epochs = max_epochs
@@ -90,6 +92,7 @@ class Trainer:
         self.extra_checkpoint = dict(extra_checkpoint or {})
         self.monitor = monitor
         self.distributed = distributed
+        self.sync_batchnorm = sync_batchnorm
         self._ddp: Any = None  # the DistributedDataParallel wrapper while fitting distributed
         self.rank = 0  # this process's rank once fit() joined the MPI job
         self.best_epoch: int | None = None  # 1-based epoch of the best `monitor` so far
@@ -235,6 +238,8 @@ class Trainer:
 
         self.rank = dist.init()[0]
         if self._ddp is None or self._ddp.module is not module:
+            if self.sync_batchnorm:
+                dist.SyncBatchNorm.convert_sync_batchnorm(module)  # in place: same parameters and keys
             self._ddp = dist.DistributedDataParallel(module)
         if self.rank != 0:
             self.progress = False  # one progress bar and one log: rank 0's
