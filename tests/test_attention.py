@@ -13,7 +13,7 @@ import tinyvision as tv
 import tinyvision.nn.functional as F
 from tests.conftest import requires_gpu
 from tests.helpers import DTYPES, check_against_torch, tol
-from tests.test_pooling import run_under_boundscheck
+from tests.boundscheck import run_under_boundscheck
 from tinyvision.kernels import dispatch
 from tinyvision.kernels.reference import attention as ref
 

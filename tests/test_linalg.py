@@ -58,6 +58,12 @@ def test_linear(lead, fan_in, fan_out, bias, seed):
     check(tv.nn.functional.linear, TF.linear, arrays)
 
 
+def test_linear_with_a_0d_bias_broadcasts_and_sums_its_gradient_back():
+    rng = np.random.default_rng(1)
+    check(tv.nn.functional.linear, TF.linear, [rng.standard_normal((2, 3)), rng.standard_normal((4, 3)),
+                                               np.array(0.5)])
+
+
 def test_bad_input():
     a, b = tv.ones((2, 3)), tv.ones((4, 5))
     with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4, 5\) do not fit: the last dim "

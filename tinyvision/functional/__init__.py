@@ -26,6 +26,7 @@ from tinyvision.functional.pooling import (adaptive_avg_pool2d, adaptive_max_poo
                                            max_pool2d)
 from tinyvision.functional.attention import scaled_dot_product_attention
 from tinyvision.functional.resize import interpolate, pixel_shuffle, pixel_unshuffle
+from tinyvision.functional.segmentation import dice_ce_loss, dice_loss, focal_loss
 from tinyvision.functional.reduction import (all, amax, amin, any, argmax, argmin, log_softmax,
                                              logsumexp, max, mean, min, norm, prod, softmax, std,
                                              sum, var)

@@ -77,18 +77,50 @@ def matmul(input: Any, other: Any) -> Tensor:
     return MatMul.apply(input, other)
 
 
+class Linear(Function):
+    """y = x W^T + b as one node: one GEMM on the rows of x (every dim but the last), the bias
+    added into the GEMM's output in place (no second array, no second node).
+
+        dL/dx = G W,   dL/dW = G^T x,   dL/db = sum of G over the rows
+    with G the output gradient seen as (rows, out_features)."""
+
+    @staticmethod
+    def forward(ctx: Context, x, w, b):
+        rows = _rows(x)
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        y = x.reshape(rows, x.shape[-1]) @ w.T  # w.T is a view: BLAS reads it transposed
+        if b is not None:
+            y += b
+        return y.reshape(*x.shape[:-1], w.shape[0])
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        x, w = ctx.saved_tensors
+        rows = _rows(x)
+        G = grad.reshape(rows, w.shape[0])
+        gx = (G @ w).reshape(x.shape) if ctx.needs_input_grad[0] else None
+        gw = G.T @ x.reshape(rows, x.shape[-1]) if ctx.needs_input_grad[1] else None
+        gb = G.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b. x: (..., in_features), W: (out_features, in_features), b: (out_features,)."""
     for name, t in (("input", input), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
         check_tensor("linear", name, t)
+    if input.ndim == 0 or weight.ndim != 2:
+        raise ValueError(f"linear: input must have at least 1 dim and weight must be (out_features, "
+                         f"in_features), got shapes {input.shape} and {weight.shape}")
     if input.shape[-1:] != weight.shape[-1:]:
         raise ValueError(f"linear: input of shape {input.shape} has {input.shape[-1] if input.ndim else 0} "
                          f"features but weight of shape {weight.shape} expects {weight.shape[-1]}")
     if bias is not None and bias.shape not in ((weight.shape[0],), ()):
         raise ValueError(f"linear: bias of shape {bias.shape} does not fit weight of shape "
                          f"{weight.shape}: expected ({weight.shape[0]},)")
-    out = matmul(input, weight.mT)
-    return out if bias is None else out + bias
+    if bias is not None and bias.ndim == 0:
+        bias = bias.expand(weight.shape[0])  # a 0-d bias broadcasts; the node sums its gradient back
+    return Linear.apply(input, weight, bias)
 
 
 # ------------------------------------------------------------------ named matrix products

@@ -20,7 +20,7 @@ from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import elementwise as E
 from tinyvision.functional import reduction as R
-from tinyvision.functional._util import check_eps, check_floating, int_sizes
+from tinyvision.functional._util import check_eps, check_floating, check_tensor, int_sizes
 from tinyvision.functional.shape import reshape
 from tinyvision.kernels.compat import array_module, scatter_add
 
@@ -36,6 +36,8 @@ def _shape(t: Any) -> tuple[int, ...] | None:
 
 def _check_param(op: str, name: str, t: Any, expected: tuple[int, ...], input: Tensor, why: str) -> None:
     """A weight / bias / running statistic must have exactly ``expected`` shape."""
+    if t is not None:
+        check_tensor(op, name, t, arrays=True)
     if t is not None and tuple(t.shape) != expected:
         raise ValueError(f"{op}: {name} has shape {tuple(t.shape)} but input of shape {input.shape} "
                          f"needs {expected} ({why})")
@@ -308,6 +310,8 @@ class Embedding(Function):
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Look up rows of ``weight`` (num_embeddings, embedding_dim) by the integer ``input`` (*);
     output (*, embedding_dim)."""
+    check_tensor("embedding", "input", input, arrays=True)
+    check_tensor("embedding", "weight", weight)
     index = array_module(weight.data).asarray(_data(input))  # on weight's device
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be (num_embeddings, embedding_dim), "

@@ -370,17 +370,17 @@ def _softmax_args(op: str, input: Tensor, dim: int | None, dtype: Any) -> tuple[
     return input, normalize_dim(dim, input.ndim, op)
 
 
+def _along(fn: type, input: Tensor, dim: int) -> Tensor:
+    if input.ndim == 0:  # a scalar is a distribution over one element, as in torch
+        return fn.apply(input.reshape(1), 0).reshape(())
+    return fn.apply(input, dim)
+
+
 def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim``, shifted by the max for stability."""
-    input, dim = _softmax_args("softmax", input, dim, dtype)
-    if input.ndim == 0:  # PyTorch: a 0-d tensor is a softmax over its one element
-        return Softmax.apply(input.reshape(1), 0).reshape(())
-    return Softmax.apply(input, dim)
+    return _along(Softmax, *_softmax_args("softmax", input, dim, dtype))
 
 
 def log_softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
     """x - logsumexp(x) along ``dim``: stable where log(softmax(x)) underflows to -inf."""
-    input, dim = _softmax_args("log_softmax", input, dim, dtype)
-    if input.ndim == 0:  # PyTorch: a 0-d tensor is a log_softmax over its one element
-        return LogSoftmax.apply(input.reshape(1), 0).reshape(())
-    return LogSoftmax.apply(input, dim)
+    return _along(LogSoftmax, *_softmax_args("log_softmax", input, dim, dtype))

@@ -158,7 +158,7 @@ def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
 
 
 def permute(input: Tensor, dims: Sequence[int]) -> Tensor:
-    dims = tuple(dims)
+    dims = _size_args(dims, "permute", "dims")
     if len(dims) != input.ndim:
         raise ValueError(f"permute: got {len(dims)} dims {dims} for a tensor of {input.ndim} dims")
     axes = tuple(normalize_dim(d, input.ndim, "permute") for d in dims)
