@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -90,10 +91,17 @@ def cmd_train(args: argparse.Namespace) -> None:
         read_checkpoint(args.resume, "--resume")  # a missing or damaged file: say so before any work
     task = get_task(args.task)
     config = train_config(args, task)
+    if args.sync_batchnorm and not args.distributed:
+        raise SystemExit("--sync-batchnorm: only with --distributed (one process has one batch already)")
+    if args.distributed:  # under mpiexec -n R: only rank 0 speaks (docs/distributed.md)
+        if join_mpi_job()[0] != 0:
+            args.quiet = True
+            sys.stdout = open(os.devnull, "w")  # errors still reach stderr
     print(f"training {config['model']} on {config['data']} (task {task.name}): "
           + ", ".join(f"{k} {config[k]}" for k in task.defaults if config.get(k) is not None))
     try:
-        result = fit(task, config, out_dir=args.out, resume_from=args.resume, progress=not args.quiet)
+        result = fit(task, config, out_dir=args.out, resume_from=args.resume, progress=not args.quiet,
+                     distributed=args.distributed, sync_batchnorm=args.sync_batchnorm)
     except ValueError as exc:  # an unknown model, a bad recipe value: the message says which
         raise SystemExit(str(exc)) from None
     n_train, n_val, n_test = result["sizes"]
@@ -106,6 +114,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     print("test metrics: " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()))
     if args.out:
         print(f"wrote {args.out}/: last.ckpt.npz, best.ckpt.npz (by val_{headline}), metrics.csv, curves.png")
+
+
+def join_mpi_job() -> tuple[int, int]:
+    """``tinyvision.distributed.init()``, with a missing mpi4py as one line."""
+    try:
+        import tinyvision.distributed as dist
+
+        return dist.init()
+    except ImportError as exc:
+        raise SystemExit(f"--distributed: {exc}") from None
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -241,6 +259,10 @@ def parser(task: Any = None) -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="folder for checkpoints, metrics.csv and curves.png")
     t.add_argument("--resume", default=None, help="a checkpoint to continue from")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel under `mpiexec -n R tinyvision train ...`: --batch-size is the global batch")
+    t.add_argument("--sync-batchnorm", action="store_true",
+                   help="with --distributed: BatchNorm statistics over all ranks (default: each rank's own)")
     if task is not None:
         task.add_arguments(t)
     t.set_defaults(run=cmd_train)
