@@ -3,7 +3,6 @@ named forms (``mm``, ``bmm``, ``addmm``, ``outer``), ``einsum``; triangles and d
 (``tril``, ``triu``, ``diag``); pairwise distances (``cdist``)."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, Mapping
 
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.nn.module import Module, Parameter
+from tinyvision.nn.module import Module
+from tinyvision.nn.parameter import Parameter
 
 
 def _as_parameter(value: Any, where: str) -> Parameter:

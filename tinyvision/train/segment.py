@@ -115,7 +115,7 @@ class SegmentTask(Task):
 
     default_model = "unet"
     default_data = "shapes"
-    defaults = {"epochs": 12, "batch_size": 32, "optimizer": "adam", "lr": 2e-3, "weight_decay": 0.0,
+    defaults = {"epochs": 6, "batch_size": 32, "optimizer": "adam", "lr": 2e-3, "weight_decay": 0.0,
                 "schedule": "cosine", "image_size": None, "loss": "dice_ce", "depth": 3, "width": 16,
                 "up": "transpose"}
     monitor = "mean_iou"

@@ -6,6 +6,7 @@
     tinyvision viz gradcam   --checkpoint C --image I --out DIR
     tinyvision viz filters   --model resnet18 [--checkpoint C] --out DIR
     tinyvision viz summary   --model resnet18 [--image-size 224]
+    tinyvision viz segments  --checkpoint C --out DIR      (image | truth | prediction on test images)
 """
 from __future__ import annotations
 
@@ -58,6 +59,13 @@ def run_viz(args: argparse.Namespace) -> None:
     from tinyvision import viz
 
     out = Path(args.out)
+    if args.what == "segments":
+        from tinyvision.viz.segmentation import prediction_grid_from_checkpoint
+
+        if not args.checkpoint:
+            raise SystemExit("viz segments: give --checkpoint PATH (a segment task's checkpoint)")
+        print("wrote", prediction_grid_from_checkpoint(args.checkpoint, out / "segmentation_grid.png"))
+        return
     model, channels, size = _model_and_size(args)
     if args.what == "summary":
         viz.summary(model, (channels, size, size))

@@ -65,7 +65,7 @@ class BoxCoder:
         pred_x, pred_y = dx * widths[:, None] + ctr_x[:, None], dy * heights[:, None] + ctr_y[:, None]
         half_w, half_h = 0.5 * (xp.exp(dw) * widths[:, None]), 0.5 * (xp.exp(dh) * heights[:, None])
         out = xp.stack([pred_x - half_w, pred_y - half_h, pred_x + half_w, pred_y + half_h], axis=2)
-        return Tensor(out.reshape(codes.shape[0], -1).astype(codes.dtype, copy=False))
+        return Tensor(out.reshape(codes.shape[0], codes.shape[1]).astype(codes.dtype, copy=False))
 
     def decode(self, rel_codes: Any, boxes: list) -> Tensor:
         """Offsets (sum N_i, 4 * C) over images, reference boxes per image -> (sum N_i, C, 4)."""
