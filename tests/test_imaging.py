@@ -154,7 +154,7 @@ def test_patch_dataset_is_seeded_per_epoch():
              for t in range(photo.shape[1] - 7) for l in range(photo.shape[2] - 7) for k in range(8)]
     for i in range(4):
         assert any(np.array_equal(c.astype(np.float32), data[i][1]) for c in crops)
-    with pytest.raises(ValueError, match=r"patch_size 11 exceeds photos of shape \[\(1, 10, 16\)\]"):
+    with pytest.raises(ValueError, match=r"patch_size 11 \(\+ 2 x margin 0\) exceeds photos of shape \[\(1, 10, 16\)\]"):
         imaging.PatchDataset(photos, 11, lambda p, rng: p, length=1)
     with pytest.raises(IndexError):
         data[10]
@@ -166,3 +166,17 @@ def test_degraded_images_are_fixed():
     b = imaging.DegradedImages(photos, lambda p, rng: imaging.gaussian_noise(p, 25, rng), seed=7)
     np.testing.assert_array_equal(a[0][0], b[0][0])
     np.testing.assert_array_equal(a[0][1], photos[0])
+
+
+def test_patch_margin_blurs_with_the_real_surroundings():
+    """With margin = the kernel's radius, a training patch is exactly the crop of the blurred photo."""
+    photo = image((1, 24, 26), seed=3)
+    k = imaging.gaussian_kernel(5, 1.0)
+    data = imaging.PatchDataset([photo], 8, lambda p, rng: imaging.blur(p, k), length=3, augment=False, margin=2)
+    blurred = imaging.blur(photo, k)
+    for i in range(3):
+        degraded, clean = data[i]
+        assert clean.shape == degraded.shape == (1, 8, 8)
+        (top, left), = [(t, l) for t in range(17) for l in range(19)
+                        if np.array_equal(photo[:, t:t + 8, l:l + 8].astype(np.float32), clean)]
+        np.testing.assert_allclose(degraded, blurred[:, top:top + 8, left:left + 8], atol=1e-6)
