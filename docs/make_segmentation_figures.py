@@ -1,6 +1,9 @@
 """Draw the pictures in docs/segmentation.md and print its receptive-field table.
 
-    .venv/bin/python docs/make_segmentation_figures.py     # writes docs/img/seg_*.png
+    .venv/bin/python docs/make_segmentation_figures.py [RUN_DIR]    # writes docs/img/seg_*.png
+
+seg_unet_curves.png   (with RUN_DIR, a `tinyvision train --task segment --out RUN_DIR` folder)
+                      loss and validation mean IoU per epoch, against wall-clock minutes
 
 seg_scenes.png        shapes_scenes: images, class maps, instance masks with their boxes
 seg_joint.png         one scene through joint transforms and Copy-Paste (masks and boxes follow)
@@ -90,7 +93,8 @@ def checkerboard_figure() -> None:
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
     for ax, (name, y) in zip(axes, maps):
         im = ax.imshow(y.numpy()[0, 0], cmap="viridis", interpolation="nearest")
-        ax.set_title(f"{name}\nvalues {sorted(set(np.round(y.numpy().ravel(), 3)))}", fontsize=8)
+        values = ", ".join(f"{v:g}" for v in sorted(set(np.round(y.numpy().ravel().tolist(), 3))))
+        ax.set_title(f"{name}\nvalues {values}", fontsize=8)
         ax.axis("off")
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
@@ -110,8 +114,34 @@ def receptive_field_table() -> None:
         print(f"ASPP 3x3 rate {rate}: adds (3 - 1) * {rate} * {jump} = {2 * rate * jump} px to the field")
 
 
+def curves_figure(run_dir: Path) -> None:
+    import csv
+
+    with open(run_dir / "metrics.csv") as f:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    minutes = [r["time_s"] / 60 for r in rows]
+    fig, (ax_loss, ax_iou) = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax_loss.plot(minutes, [r["train_loss"] for r in rows], "o-", label="train")
+    ax_loss.plot(minutes, [r["val_loss"] for r in rows], "o-", label="val")
+    ax_loss.set_title("loss (cross-entropy + soft Dice)", fontsize=9)
+    ax_iou.plot(minutes, [r["val_mean_iou"] for r in rows], "o-", label="val mean IoU")
+    ax_iou.plot(minutes, [r["val_pixel_acc"] for r in rows], "o-", label="val pixel accuracy")
+    ax_iou.axhline(0.9, color="grey", ls=":", lw=1)
+    ax_iou.set_ylim(0.3, 1.0)
+    for ax in (ax_loss, ax_iou):
+        ax.set_xlabel("wall-clock minutes (one point per epoch)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(OUT / "seg_unet_curves.png", dpi=90)
+
+
 if __name__ == "__main__":
+    import sys
+
     OUT.mkdir(exist_ok=True)
+    if len(sys.argv) > 1:
+        curves_figure(Path(sys.argv[1]))
     scenes_figure()
     joint_figure()
     checkerboard_figure()
