@@ -6,6 +6,7 @@
     tinyvision viz gradcam   --checkpoint C --image I --out DIR
     tinyvision viz filters   --model resnet18 [--checkpoint C] --out DIR
     tinyvision viz summary   --model resnet18 [--image-size 224]
+    tinyvision viz anchors   [--checkpoint C] --out DIR     (tinyvision/viz/anchors.py)
 """
 from __future__ import annotations
 
@@ -58,6 +59,11 @@ def run_viz(args: argparse.Namespace) -> None:
     from tinyvision import viz
 
     out = Path(args.out)
+    if args.what == "anchors":
+        from tinyvision.viz.anchors import run_anchors
+
+        run_anchors(args)
+        return
     model, channels, size = _model_and_size(args)
     if args.what == "summary":
         viz.summary(model, (channels, size, size))
