@@ -7,6 +7,7 @@
     tinyvision viz filters   --model resnet18 [--checkpoint C] --out DIR
     tinyvision viz summary   --model resnet18 [--image-size 224]
     tinyvision viz segments  --checkpoint C --out DIR      (image | truth | prediction on test images)
+    tinyvision viz anchors   [--checkpoint C] --out DIR     (tinyvision/viz/anchors.py)
 """
 from __future__ import annotations
 
@@ -80,6 +81,11 @@ def run_viz(args: argparse.Namespace) -> None:
         if not args.checkpoint:
             raise SystemExit("viz segments: give --checkpoint PATH (a segment task's checkpoint)")
         print("wrote", prediction_grid_from_checkpoint(args.checkpoint, out / "segmentation_grid.png"))
+        return
+    if args.what == "anchors":
+        from tinyvision.viz.anchors import run_anchors
+
+        run_anchors(args)
         return
     model, channels, size = _model_and_size(args)
     if args.what in VIT_ONLY and not hasattr(model, VIT_ONLY[args.what]):
