@@ -4,6 +4,7 @@
     tinyvision eval --checkpoint runs/lenet5/last.ckpt.npz
     tinyvision predict IMAGE.png --checkpoint runs/lenet5/last.ckpt.npz --topk 3
     tinyvision restore --checkpoint runs/dncnn/best.ckpt.npz NOISY.png OUT.png
+    tinyvision imaging magnify FRAMES/ OUT/ --alpha 20 --band 0.5,3
     tinyvision models
     tinyvision viz summary --model resnet18 --out runs/viz
 
@@ -256,6 +257,25 @@ def cmd_restore(args: argparse.Namespace) -> None:
     print(f"wrote {args.output} ({out.shape[0]} channel{'s' * (out.shape[0] > 1)}, {out.shape[1]} x {out.shape[2]})")
 
 
+def cmd_imaging_magnify(args: argparse.Namespace) -> None:
+    """Eulerian motion magnification of a folder of frames or a .npy video."""
+    from tinyvision.imaging.magnify import magnify, read_video, write_video
+
+    try:
+        low, high = (float(v) for v in args.band.split(","))
+    except ValueError:
+        raise SystemExit(f"imaging magnify: --band must be LOW,HIGH in Hz (e.g. 0.5,3), got {args.band!r}") from None
+    try:
+        video = read_video(args.input)
+        out = magnify(video, args.alpha, (low, high), fps=args.fps, levels=args.levels,
+                      attenuate_levels=args.attenuate_levels)
+    except ValueError as exc:
+        raise SystemExit(f"imaging magnify: {exc}") from None
+    write_video(args.output, out)
+    print(f"wrote {args.output}: {out.shape[0]} frames of {out.shape[1]} x {out.shape[2]}, motion in "
+          f"{low:g}-{high:g} Hz amplified by {1 + args.alpha:g}")
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     model, config = load_checkpoint(args.checkpoint)
     get_task(args.task or config["task"]).predict(model, config, args)
@@ -379,6 +399,18 @@ def parser(task: Any = None) -> argparse.ArgumentParser:
     s.add_argument("--scale", type=positive(int), default=None, help="sr: must equal the checkpoint's scale")
     s.add_argument("--tile", type=positive(int), default=256, help="process larger images in tiles of this side")
     s.set_defaults(run=cmd_restore)
+
+    im = sub.add_parser("imaging", help="computational imaging tools (magnify: Eulerian motion magnification)")
+    im_sub = im.add_subparsers(dest="tool", required=True)
+    mg = im_sub.add_parser("magnify", help="amplify small motions in a temporal band (Wu et al. 2012)")
+    mg.add_argument("input", help="a folder of frames, or a .npy array (T, H, W[, C])")
+    mg.add_argument("output", help="a .npy file, or a folder for PNG frames")
+    mg.add_argument("--alpha", type=float, default=20.0, help="amplification: motion x (1 + alpha) (default 20)")
+    mg.add_argument("--band", default="0.5,3", help="temporal band LOW,HIGH in Hz (default 0.5,3)")
+    mg.add_argument("--fps", type=positive(float), default=30.0, help="frames per second (default 30)")
+    mg.add_argument("--levels", type=int, default=4, help="Laplacian pyramid levels (default 4)")
+    mg.add_argument("--attenuate-levels", type=int, default=0, help="finest levels left unamplified (default 0)")
+    mg.set_defaults(run=cmd_imaging_magnify)
 
     r = sub.add_parser("predict", help="run a checkpoint on one image (classify: the top-k classes)")
     r.add_argument("image")
