@@ -1,4 +1,4 @@
-"""Swin and DeiT against the REAL timm 1.0.31, through golden fixtures.
+"""Swin, DeiT and the conv-stem hybrid ViT against the REAL timm 1.0.31, through golden fixtures.
 
 tests/fixtures/make_transformer_fixtures.py (run once, in a separate environment with timm)
 built each timm model at a small size, filled it with seeded weights, ran a seeded batch in
@@ -37,7 +37,8 @@ def build(meta: dict, dtype: str):
     model = create_model(meta["model"], **meta["kwargs"]).to(np.dtype(dtype))
     shapes = dict(zip(meta["keys"], map(tuple, meta["shapes"])))
     weights = seeded_state_dict(shapes, meta["seed"])  # the fixture rounded them to float32
-    model.load_state_dict({k: v.astype(np.float32).astype(dtype) for k, v in weights.items()})
+    model.load_state_dict({k: v.astype(np.int64) if k.endswith("num_batches_tracked")
+                           else v.astype(np.float32).astype(dtype) for k, v in weights.items()})
     return model.train(meta["mode"] == "train")
 
 
@@ -98,3 +99,6 @@ def test_outputs_and_gradients_match_timm(path: Path, dtype: str) -> None:
     np.testing.assert_allclose(np.linalg.norm(g), ref["float64_input_grad_norm"], rtol=grad_tol)
     sample = ref["float64_input_grad_sample"]
     np.testing.assert_allclose(g[input_sample(g.size)], sample, rtol=0, atol=grad_tol * np.abs(sample).max())
+    state = model.state_dict()  # BatchNorm running statistics after a train-mode forward (the hybrid's stem)
+    for key in (k for k in ref if k.startswith("after_")):
+        np.testing.assert_allclose(state[key[len("after_"):]].numpy(), ref[key], rtol=out_tol, atol=out_tol)
