@@ -57,3 +57,18 @@ def test_detect_task_recipe_and_errors():
     assert task.monitor == "map_50" and task.collate() is collate
     with pytest.raises(SystemExit, match="train on 'shapes'"):
         task.datasets(dict(task.defaults, data="digits", seed=0))
+
+
+def test_viz_anchors_matches_every_box(tmp_path, capsys):
+    """`tinyvision viz anchors`: the recipe's anchors on a scene; every box gets at least one
+    anchor (the matcher's low-quality matches), and the picture is written."""
+    import argparse
+
+    from tinyvision.viz.anchors import run_anchors
+
+    run_anchors(argparse.Namespace(checkpoint=None, image_size=None, out=str(tmp_path)))
+    assert (tmp_path / "anchors.png").stat().st_size > 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("P3: 576 anchors (stride 8)")
+    matched = sum(int(line.split(", ")[1].split()[0]) for line in lines if line.startswith("P"))
+    assert matched >= 5                          # the scene (seed 3) holds 5 boxes

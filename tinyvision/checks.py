@@ -91,14 +91,26 @@ def _cases() -> list[Case]:
     ]
 
 
+def matches(name: str, pattern: str) -> bool:
+    """``pattern`` is a part of ``name`` ('conv'), or a shell pattern when it has * ? or [ ('conv*')."""
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(name, pattern)
+    return pattern in name
+
+
 def run_gradchecks(pattern: str = "*", verbose: bool = True, cases: list[Case] | None = None) -> list[str]:
-    """Run the checks (``cases``, default: all of the above) whose name matches ``pattern``;
-    print a table; return the names of those that failed (or raised)."""
+    """Run the checks (``cases``, default: all of the above) whose name matches ``pattern``
+    (see ``matches``); print a table; return the names of those that failed (or raised).
+    A pattern that matches no check is a ValueError: a run of 0 checks proves nothing."""
     rng = np.random.default_rng(0)
     failures = []
     rows = []
-    for name, fn, shapes in _cases() if cases is None else cases:
-        if not fnmatch.fnmatch(name, pattern):
+    cases = _cases() if cases is None else cases
+    if not any(matches(name, pattern) for name, _, _ in cases):
+        raise ValueError(f"no gradient check matches {pattern!r}; the checks are: "
+                         + ", ".join(name for name, _, _ in cases))
+    for name, fn, shapes in cases:
+        if not matches(name, pattern):
             continue
         inputs = [tv.tensor(_away_from_zero(rng.standard_normal(s)), requires_grad=True) for s in shapes]
         start = time.perf_counter()
