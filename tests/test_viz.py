@@ -370,3 +370,18 @@ def test_trainer_curves_come_from_viz_plot() -> None:
     from tinyvision.train import trainer
 
     assert trainer.plot_curves is plot.plot_curves
+
+
+def test_gradcam_default_layer_is_the_last_with_a_4x4_map(tmp_path, capsys) -> None:
+    """LeNet-5's last conv (C5) is 1x1: a map of one value paints one tint. The default is the
+    last layer whose map is at least 4x4 (S4, 5x5); --layer picks another."""
+    from tinyvision.cli import main
+    from tinyvision.viz.cli import _last_spatial_layer, _output_shapes
+
+    model = create_model("lenet5").eval()
+    shapes = _output_shapes(model, np.zeros((1, 32, 32), np.float32))
+    assert shapes["c5"][-2:] == (1, 1) and _last_spatial_layer(shapes) == "s4"
+    main(["viz", "gradcam", "--model", "lenet5", "--out", str(tmp_path)])
+    assert "wrote" in capsys.readouterr().out and (tmp_path / "gradcam.png").exists()
+    with pytest.raises(SystemExit, match="--layer 'fc': not a layer with"):
+        main(["viz", "gradcam", "--model", "lenet5", "--layer", "fc", "--out", str(tmp_path)])
