@@ -136,26 +136,11 @@ def _checkpoint_model(path: str | None) -> str:
 
 
 def _output_shapes(model: Any, image: np.ndarray) -> dict[str, tuple[int, ...]]:
-    """Each named module's output shape for ``image``, in the order the forward ran them."""
-    import tinyvision as tv
-    from tinyvision.viz._model import evaluating, one_image
+    """Each named module's output shape (N, ...) for ``image``, in the order the forward ran them."""
+    from tinyvision import viz
 
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def record(name: str) -> Any:
-        def hook(module: Any, inputs: Any, output: Any) -> None:  # None: the output stays as it is
-            if hasattr(output, "shape"):
-                shapes.setdefault(name, tuple(output.shape))
-        return hook
-
-    handles = [m.register_forward_hook(record(name)) for name, m in model.named_modules() if name]
-    try:
-        with tv.no_grad(), evaluating(model) as m:
-            m(one_image(model, image))
-    finally:
-        for h in handles:
-            h.remove()
-    return shapes
+    names = [name for name, _ in model.named_modules() if name]
+    return {name: (1, *out.shape) for name, out in viz.feature_maps(model, image, names).items()}
 
 
 def _last_spatial_layer(shapes: dict[str, tuple[int, ...]], minimum: int = 4) -> str:
