@@ -444,6 +444,7 @@ def parser(task: Any = None) -> argparse.ArgumentParser:
     z.add_argument("--checkpoint", default=None)
     z.add_argument("--image", default=None)
     z.add_argument("--image-size", type=at_least(int, MIN_IMAGE_SIZE), default=None)
+    z.add_argument("--layer", default=None, help="gradcam: the layer to explain (default: the last with a map of at least 4x4)")
     z.add_argument("--out", default="runs/viz")
     z.set_defaults(run=cmd_viz)
     return p
