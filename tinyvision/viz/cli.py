@@ -6,6 +6,8 @@
     tinyvision viz gradcam   --checkpoint C --image I --out DIR
     tinyvision viz filters   --model resnet18 [--checkpoint C] --out DIR
     tinyvision viz summary   --model resnet18 [--image-size 224]
+    tinyvision viz segments  --checkpoint C --out DIR      (image | truth | prediction on test images)
+    tinyvision viz anchors   [--checkpoint C] --out DIR     (tinyvision/viz/anchors.py)
 """
 from __future__ import annotations
 
@@ -18,16 +20,31 @@ import numpy as np
 from tinyvision.viz import plot
 
 
+# the pictures that only a Vision Transformer has (attention between tokens, position embeddings)
+VIT_ONLY = {"attention": "blocks", "posembed": "pos_embed"}
+
+
 def _model_and_size(args: argparse.Namespace) -> tuple[Any, int, int]:
     """(model, channels, image size) from --checkpoint, or a fresh --model."""
-    from tinyvision.cli import load_checkpoint
+    from tinyvision.train.checkpoint import load_checkpoint
+    from tinyvision.train.tasks import check_model_name
 
     if args.checkpoint:
-        model, config = load_checkpoint(args.checkpoint)
+        try:
+            model, config = load_checkpoint(args.checkpoint)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"viz {args.what} --checkpoint: {exc}") from None
+        if args.model and args.model != config["model"]:
+            raise SystemExit(f"viz {args.what}: --model {args.model} but {args.checkpoint} holds a "
+                             f"{config['model']}; drop --model or pass --model {config['model']}")
         kw = config["kwargs"]
         return model, kw.get("in_channels", kw.get("in_chans", 3)), config["image_size"]
     if not args.model:
         raise SystemExit(f"viz {args.what}: give --model NAME or --checkpoint PATH")
+    try:
+        check_model_name(args.model)
+    except ValueError as exc:
+        raise SystemExit(f"viz {args.what}: {exc}") from None
     from tinyvision.models import create_model
 
     size = args.image_size or (32 if args.model.startswith("lenet") else 224)
@@ -58,7 +75,22 @@ def run_viz(args: argparse.Namespace) -> None:
     from tinyvision import viz
 
     out = Path(args.out)
+    if args.what == "segments":
+        from tinyvision.viz.segmentation import prediction_grid_from_checkpoint
+
+        if not args.checkpoint:
+            raise SystemExit("viz segments: give --checkpoint PATH (a segment task's checkpoint)")
+        print("wrote", prediction_grid_from_checkpoint(args.checkpoint, out / "segmentation_grid.png"))
+        return
+    if args.what == "anchors":
+        from tinyvision.viz.anchors import run_anchors
+
+        run_anchors(args)
+        return
     model, channels, size = _model_and_size(args)
+    if args.what in VIT_ONLY and not hasattr(model, VIT_ONLY[args.what]):
+        raise SystemExit(f"viz {args.what} needs a Vision Transformer (vit_*), got a {type(model).__name__}, "
+                         "which has no attention between tokens; try viz gradcam or viz filters")
     if args.what == "summary":
         viz.summary(model, (channels, size, size))
         return
