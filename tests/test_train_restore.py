@@ -122,6 +122,21 @@ def test_restore_errors(sr_checkpoint, tmp_path):
         main(["restore", "--checkpoint", str(tmp_path / "c.npz"), str(tmp_path / "thin.png"), str(tmp_path / "o.png")])
 
 
+def test_module_losses():
+    from tinyvision.imaging.losses import charbonnier_loss
+    from tinyvision.metrics import ssim
+    from tinyvision.train.restore import RestorationModule
+
+    x = tv.tensor(np.random.default_rng(0).random((2, 1, 12, 12)).astype(np.float32))
+    y = tv.tensor(np.random.default_rng(1).random((2, 1, 12, 12)).astype(np.float32))
+    identity = tv.nn.Identity()
+    for name, want in (("ssim", 1 - ssim(x, y)), ("charbonnier", charbonnier_loss(x, y))):
+        got = RestorationModule(identity, None, None, loss=name).training_step((x, y), 0)["loss"]
+        assert got.item() == pytest.approx(want.item())
+    with pytest.raises(ValueError, match=r"loss must be one of \('l2', 'l1', 'charbonnier', 'ssim'\), got 'l3'"):
+        RestorationModule(identity, None, None, loss="l3")
+
+
 def test_bad_task_options():
     with pytest.raises(SystemExit, match=r"--sigma must be >= 0 \(the noise level on the 0-255 scale\), got -5"):
         main(["train", "--task", "denoise", "--sigma", "-5", "--epochs", "1"])

@@ -22,12 +22,14 @@ import numpy as np
 import tinyvision as tv
 import tinyvision.nn.functional as F
 from tinyvision import imaging
+from tinyvision.imaging.losses import charbonnier_loss, ssim_loss
 from tinyvision.metrics import psnr, ssim
 from tinyvision.train.module import TrainModule
 from tinyvision.train.tasks import Task, optimizer_factory, scheduler_factory
 
 DATASETS = ("photos",)
-LOSSES: dict[str, Callable[[tv.Tensor, tv.Tensor], tv.Tensor]] = {"l2": F.mse_loss, "l1": F.l1_loss}
+LOSSES: dict[str, Callable[[tv.Tensor, tv.Tensor], tv.Tensor]] = {
+    "l2": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier_loss, "ssim": ssim_loss}
 
 
 # --------------------------------------------------------------------------- the module
