@@ -45,6 +45,13 @@ def test_mae_pretraining_lowers_the_loss_and_fine_tunes_from_its_checkpoint(tmp_
     np.testing.assert_allclose(recon.transpose(0, 2, 3, 1)[visible], original.transpose(0, 2, 3, 1)[visible],
                                rtol=1e-5, atol=1e-6)
 
+    from tinyvision.cli import main
+
+    main(["viz", "mae", "--checkpoint", str(tmp_path / "best.ckpt.npz"), "--out", str(tmp_path / "viz")])
+    assert (tmp_path / "viz" / "mae.png").stat().st_size > 1000
+    with pytest.raises(SystemExit, match="masked autoencoder"):
+        main(["viz", "mae", "--model", "resnet18", "--image-size", "32", "--out", str(tmp_path / "viz")])
+
 
 def test_mae_task_refuses_bad_options() -> None:
     task = get_task("mae")

@@ -6,6 +6,7 @@
     tinyvision viz gradcam   --checkpoint C --image I --out DIR
     tinyvision viz filters   --model resnet18 [--checkpoint C] --out DIR
     tinyvision viz summary   --model resnet18 [--image-size 224]
+    tinyvision viz mae       --checkpoint C [--image I] --out DIR   (original / masked / reconstruction)
 """
 from __future__ import annotations
 
@@ -89,11 +90,27 @@ def run_viz(args: argparse.Namespace) -> None:
         print("wrote", plot.plot_overlay(image, cam, out / "gradcam.png", f"Grad-CAM, class {target}, {layer}"))
         sal = viz.saliency(model, image, target, smoothgrad_samples=16)
         print("wrote", plot.plot_overlay(image, sal, out / "saliency.png", f"SmoothGrad, class {target}"))
+    elif args.what == "mae":
+        if not hasattr(model, "forward_decoder"):
+            raise SystemExit("viz mae: give the --checkpoint of a masked autoencoder (tinyvision train --task mae)")
+        from tinyvision.train.selfsup import mae_pictures
+
+        images = np.stack([image] + [_image_sample(channels, size, seed) for seed in (8, 9, 10)])
+        rows = mae_pictures(model, images)
+        titles = ["original", f"masked {model.mask_ratio:.0%}", "reconstruction"]
+        print("wrote", plot.plot_image_rows(rows, titles, out / "mae.png"))
     elif args.what == "filters":
         from tinyvision import nn
 
         first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
         print("wrote", plot.plot_filters(viz.filters(first), out / "filters.png"))
+
+
+def _image_sample(channels: int, size: int, seed: int) -> np.ndarray:
+    """One more sample image (shapes for colour models), for figures with several rows."""
+    from tinyvision.data import digits, shapes
+
+    return shapes(1, size, seed=seed)[0][0] if channels == 3 else digits(train=False, size=size)[seed][0]
 
 
 def _last_conv_stage(model: Any) -> str:
