@@ -326,7 +326,7 @@ swin_base_patch4_window7_224 = register_model(
     partial(SwinTransformer, patch_size=4, window_size=7, embed_dim=128, depths=(2, 2, 18, 2),
             num_heads=(4, 8, 16, 32)), "swin_base_patch4_window7_224")
 # small configurations for 32 x 32 inputs (shapes, CIFAR): 2 x 2 patches on a 16 x 16 grid,
-# windows of 4, two stages (16 -> 8), no stochastic depth by default
+# windows of 4, two stages (16 -> 8), no stochastic depth, Xavier weights (narrow: init_linear_weights)
 swin_nano_patch2_window4_32 = register_model(
     partial(SwinTransformer, img_size=32, patch_size=2, window_size=4, embed_dim=48, depths=(2, 4),
-            num_heads=(3, 6), drop_path_rate=0.0), "swin_nano_patch2_window4_32")
+            num_heads=(3, 6), drop_path_rate=0.0, weight_init="xavier"), "swin_nano_patch2_window4_32")

@@ -108,11 +108,13 @@ class VisionTransformerHybrid(VisionTransformer):
 # Xiao et al.'s ViT_C for the tiny width: four stride-2 convs (16x16 "patches"), one block fewer
 vit_tiny_convstem_224 = register_model(
     partial(VisionTransformerHybrid, embed_dim=192, depth=11, num_heads=3), "vit_tiny_convstem_224")
-# for 32x32 (shapes, CIFAR): two stride-2 convs after a stride-1 one, tokens on an 8x8 grid
+# for 32x32 (shapes, CIFAR): two stride-2 convs after a stride-1 one, tokens on an 8x8 grid; the
+# narrow (nano) models start from Xavier weights (models/vit.py, init_linear_weights)
 vit_nano_convstem_32 = register_model(
     partial(VisionTransformerHybrid, img_size=32, embed_dim=96, depth=4, num_heads=3, stem_channels=(32, 64, 96),
-            stem_strides=(1, 2, 2)), "vit_nano_convstem_32")
+            stem_strides=(1, 2, 2), weight_init="xavier"), "vit_nano_convstem_32")
 # the ViT paper's hybrid at 32x32: ResNet-18 (CIFAR stem) through layer2, tokens on a 16x16 grid
 vit_nano_r18_32 = register_model(
-    partial(VisionTransformerHybrid, img_size=32, embed_dim=128, depth=2, num_heads=4, resnet_stages=2),
+    partial(VisionTransformerHybrid, img_size=32, embed_dim=128, depth=2, num_heads=4, resnet_stages=2,
+            weight_init="xavier"),
     "vit_nano_r18_32")
