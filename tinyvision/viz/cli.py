@@ -8,6 +8,7 @@
     tinyvision viz summary   --model resnet18 [--image-size 224]
     tinyvision viz segments  --checkpoint C --out DIR      (image | truth | prediction on test images)
     tinyvision viz anchors   [--checkpoint C] --out DIR     (tinyvision/viz/anchors.py)
+    tinyvision viz mae       --checkpoint C [--image I] --out DIR   (original / masked / reconstruction)
 """
 from __future__ import annotations
 
@@ -135,11 +136,27 @@ def run_viz(args: argparse.Namespace) -> None:
         sal = viz.saliency(model, image, target, smoothgrad_samples=16)
         print("wrote", plot.plot_overlay(image, sal, out / "saliency.png", f"{what}: SmoothGrad, class {target}",
                                          label="|d logit / d pixel|, mean of 16 noisy copies"))
+    elif args.what == "mae":
+        if not hasattr(model, "forward_decoder"):
+            raise SystemExit("viz mae: give the --checkpoint of a masked autoencoder (tinyvision train --task mae)")
+        from tinyvision.train.selfsup import mae_pictures
+
+        images = np.stack([image] + [_image_sample(channels, size, seed) for seed in (8, 9, 10)])
+        rows = mae_pictures(model, images)
+        titles = ["original", f"masked {model.mask_ratio:.0%}", "reconstruction"]
+        print("wrote", plot.plot_image_rows(rows, titles, out / "mae.png"))
     elif args.what == "filters":
         from tinyvision import nn
 
         first_name, first = next((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
         print("wrote", plot.plot_filters(viz.filters(first), out / "filters.png", title=f"{what}: {first_name}"))
+
+
+def _image_sample(channels: int, size: int, seed: int) -> np.ndarray:
+    """One more sample image (shapes for colour models), for figures with several rows."""
+    from tinyvision.data import digits, shapes
+
+    return shapes(1, size, seed=seed)[0][0] if channels == 3 else digits(train=False, size=size)[seed][0]
 
 
 def _checkpoint_model(path: str | None) -> str:

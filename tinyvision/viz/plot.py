@@ -219,3 +219,17 @@ def plot_curves(rows: Sequence[dict[str, float]], path: str | Path, metric: str 
         ax.legend()
     fig.tight_layout()
     return _save(fig, path, dpi=100)
+
+
+def plot_image_rows(rows: Sequence[np.ndarray], titles: Sequence[str], path: str | Path) -> Path:
+    """One column per row array (each (N, C, H, W)), one line per image: e.g. MAE's original /
+    masked / reconstruction side by side. Each image rescaled to [0, 1] on its own."""
+    n = len(rows[0])
+    fig = _figure((1.6 * len(rows), 1.6 * n))
+    for i in range(n):
+        for j, (images, title) in enumerate(zip(rows, titles)):
+            ax = fig.add_subplot(n, len(rows), i * len(rows) + j + 1)
+            _show_image(ax, images[i])
+            if i == 0:
+                ax.set_title(title, fontsize=8)
+    return _save(fig, path)
