@@ -329,3 +329,19 @@ def test_detr_task_targets_and_options():
     config = {**DETRTask.defaults, "num_classes": 4, "num_queries": 3}
     with pytest.raises(ValueError, match="--num-queries 3"):
         DETRTask().model_kwargs(config, None)
+
+
+def test_viz_decoder_attention_and_query_centres(tmp_path):
+    from tinyvision.viz.detr import decoder_attention, plot_decoder_attention, plot_query_centres, query_centres
+
+    tv.manual_seed(0)
+    model = create_model("detr_resnet18", num_classes=4, num_queries=4, hidden_dim=16, nheads=2, enc_layers=1,
+                         dec_layers=1, dim_feedforward=16, stem_pool=False)
+    images = np.random.default_rng(0).random((3, 3, 32, 32)).astype(np.float32)
+    detections, attention = decoder_attention(model, images[0])
+    assert attention.shape == (4, 2, 2)                              # 32 / 16 = 2 tokens a side
+    np.testing.assert_allclose(attention.sum((1, 2)), 1, rtol=1e-5)  # a softmax over the tokens, per query
+    assert plot_decoder_attention(images[0], detections, attention, tmp_path / "a.png", score_thresh=0).exists()
+    centres, areas = query_centres(model, images)
+    assert centres.shape == (4, 3, 2) and areas.shape == (4, 3)
+    assert plot_query_centres(centres, areas, tmp_path / "c.png").exists()

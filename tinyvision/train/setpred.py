@@ -34,7 +34,7 @@ import numpy as np
 import tinyvision as tv
 from tinyvision.models.detection.detr_criterion import SetCriterion
 from tinyvision.models.detection.detr_matcher import HungarianMatcher
-from tinyvision.train.detect import Detector, collate, draw_detections, scene_datasets, to_numpy
+from tinyvision.train.detect import Detector, collate, scene_datasets, to_numpy
 from tinyvision.train.module import TrainModule
 from tinyvision.train.tasks import Task, optimizer_factory, scheduler_factory
 
@@ -118,18 +118,17 @@ class DETRTask(Task):
         from tinyvision.data.folder import load_image
         from tinyvision.data.functional import resize
         from tinyvision.data.shapes import SEGMENTATION_CLASSES
+        from tinyvision.viz.detr import decoder_attention, plot_decoder_attention
 
         image = load_image(args.image)[:3]
         size = config["image_size"]
         if image.shape[-2:] != (size, size):
             image = resize(image, (size, size))
-        model.eval()
-        with tv.no_grad():
-            detections = model.postprocess(model(tv.tensor(image[None])), [(size, size)])[0]
+        detections, attention = decoder_attention(model, image)
         order = np.argsort(-detections["scores"], kind="stable")
         for i in order[:args.topk]:
             print(f"{SEGMENTATION_CLASSES[int(detections['labels'][i])]:>8} {detections['scores'][i]:.3f}  box "
                   + " ".join(f"{v:.1f}" for v in detections["boxes"][i]))
-        path = draw_detections(image, detections, SEGMENTATION_CLASSES, Path(f"{Path(args.image).stem}_{self.name}.png"),
-                               score_thresh=0.5)
-        print(f"wrote {path}")
+        path = plot_decoder_attention(image, detections, attention, Path(f"{Path(args.image).stem}_{self.name}.png"),
+                                      names=SEGMENTATION_CLASSES)
+        print(f"wrote {path} (the image, then each confident query's box and decoder attention)")

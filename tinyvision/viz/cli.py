@@ -8,6 +8,7 @@
     tinyvision viz summary   --model resnet18 [--image-size 224]
     tinyvision viz segments  --checkpoint C --out DIR      (image | truth | prediction on test images)
     tinyvision viz anchors   [--checkpoint C] --out DIR     (tinyvision/viz/anchors.py)
+    tinyvision viz detr      --checkpoint C --out DIR       (DETR's per-query attention and box centres)
 """
 from __future__ import annotations
 
@@ -86,6 +87,11 @@ def run_viz(args: argparse.Namespace) -> None:
         from tinyvision.viz.anchors import run_anchors
 
         run_anchors(args)
+        return
+    if args.what == "detr":
+        from tinyvision.viz.detr import run_detr
+
+        run_detr(args)
         return
     model, channels, size = _model_and_size(args)
     if args.what in VIT_ONLY and not hasattr(model, VIT_ONLY[args.what]):
