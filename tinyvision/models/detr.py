@@ -42,6 +42,18 @@ from tinyvision.ops.boxes import box_convert
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
+def normalise_images(images: Any) -> Tensor:
+    """(N, 3, H, W) in [0, 1] (or a list of (3, H, W)) -> normalised with the ImageNet mean and std."""
+    if isinstance(images, (list, tuple)):
+        images = F.stack(list(images))
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be (N, 3, H, W) (or a list of (3, H, W)), got {tuple(images.shape)}")
+    shape = (1, 3, 1, 1)
+    mean = to_device(np.asarray(IMAGENET_MEAN, dtype=images.dtype).reshape(shape), images.device)
+    std = to_device(np.asarray(IMAGENET_STD, dtype=images.dtype).reshape(shape), images.device)
+    return (images - Tensor(mean)) / Tensor(std)
+
+
 class MLP(Module):
     """num_layers Linear layers with ReLU between them (not after the last); keys layers.<i>.*."""
 
@@ -100,18 +112,8 @@ class DETR(Module):
         self.input_proj = Conv2d(backbone.num_channels, hidden_dim, kernel_size=1)
         self.backbone = backbone
 
-    def _normalise(self, images: Any) -> Tensor:
-        if isinstance(images, (list, tuple)):
-            images = F.stack(list(images))
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"DETR: images must be (N, 3, H, W) (or a list of (3, H, W)), got {tuple(images.shape)}")
-        shape = (1, 3, 1, 1)
-        mean = to_device(np.asarray(IMAGENET_MEAN, dtype=images.dtype).reshape(shape), images.device)
-        std = to_device(np.asarray(IMAGENET_STD, dtype=images.dtype).reshape(shape), images.device)
-        return (images - Tensor(mean)) / Tensor(std)
-
     def forward(self, images: Any) -> dict[str, Any]:
-        features, pos = self.backbone(self._normalise(images))
+        features, pos = self.backbone(normalise_images(images))
         hs, _ = self.transformer(self.input_proj(features), None, self.query_embed.weight, pos)
         outputs_class = self.class_embed(hs)                     # (L, N, Q, num_classes + 1)
         outputs_coord = self.bbox_embed(hs).sigmoid()            # (L, N, Q, 4) in (0, 1)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 import tinyvision as tv
+from tinyvision.models.detr import normalise_images
 
 
 def decoder_attention(model: Any, image: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -25,7 +26,7 @@ def decoder_attention(model: Any, image: np.ndarray) -> tuple[dict[str, np.ndarr
     try:
         with tv.no_grad():
             x = tv.tensor(image[None])
-            features, _ = model.backbone(model._normalise(x))
+            features, _ = model.backbone(normalise_images(x))
             outputs = model(x)
     finally:
         layer.keep_attention = False
