@@ -439,7 +439,7 @@ def parser(task: Any = None) -> argparse.ArgumentParser:
 
     z = sub.add_parser("viz", help="draw attention, position embeddings, receptive fields, Grad-CAM, filters")
     z.add_argument("what", choices=("attention", "posembed", "rf", "gradcam", "filters", "summary",
-                                      "segments", "anchors", "mae"))
+                                      "segments", "anchors", "mae", "detr"))
     z.add_argument("--model", required=False, default=None)
     z.add_argument("--checkpoint", default=None)
     z.add_argument("--image", default=None)

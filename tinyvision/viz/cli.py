@@ -9,6 +9,7 @@
     tinyvision viz segments  --checkpoint C --out DIR      (image | truth | prediction on test images)
     tinyvision viz anchors   [--checkpoint C] --out DIR     (tinyvision/viz/anchors.py)
     tinyvision viz mae       --checkpoint C [--image I] --out DIR   (original / masked / reconstruction)
+    tinyvision viz detr      --checkpoint C --out DIR       (DETR's per-query attention and box centres)
 """
 from __future__ import annotations
 
@@ -87,6 +88,11 @@ def run_viz(args: argparse.Namespace) -> None:
         from tinyvision.viz.anchors import run_anchors
 
         run_anchors(args)
+        return
+    if args.what == "detr":
+        from tinyvision.viz.detr import run_detr
+
+        run_detr(args)
         return
     model, channels, size = _model_and_size(args)
     name = args.model or _checkpoint_model(args.checkpoint)
