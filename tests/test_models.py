@@ -8,7 +8,7 @@ load them into tinyvision, and compare.
 Tolerances: float64 logits within 1e-10 of the logit scale and gradient norms within 1e-8
 relative (the same arithmetic in another order), and each parameter gradient's projection on
 a seeded random direction within the same tolerance times its norm; float32 within 1e-4 of the logit scale
-(reference/models.md section 15: rounding accumulates over dozens of layers) and gradient
+(rounding accumulates over dozens of layers) and gradient
 norms within 1e-3 relative (tests/fixtures/seeded.py). The fixture script checks that
 torch's own float32 run meets these against its float64 run, so that an input sitting on a
 ReLU kink (where float32 rounding flips a mask) is never used as a reference.
@@ -167,7 +167,7 @@ def test_zero_init_residual_starts_each_block_as_identity() -> None:
                for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for block in layer)
 
 
-@pytest.mark.parametrize("config, batch_norm, convs", [  # reference/models.md section 3 (torchvision keys)
+@pytest.mark.parametrize("config, batch_norm, convs", [  # the convs' indices in torchvision's `features`
     ("A", False, [0, 3, 6, 8, 11, 13, 16, 18]),
     ("A", True, [0, 4, 8, 11, 15, 18, 22, 25]),
     ("D", False, [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]),

@@ -1,8 +1,10 @@
-"""The ``tinyvision`` command: train, eval, predict, models, bench, gradcheck, verify, viz.
+"""The ``tinyvision`` command: train, eval, predict, restore, models, bench, gradcheck, verify, viz.
 
     tinyvision train --model lenet5 --data digits --epochs 10 --out runs/lenet5
     tinyvision eval --checkpoint runs/lenet5/last.ckpt.npz
     tinyvision predict IMAGE.png --checkpoint runs/lenet5/last.ckpt.npz --topk 3
+    tinyvision restore --checkpoint runs/dncnn/best.ckpt.npz NOISY.png OUT.png
+    tinyvision imaging magnify FRAMES/ OUT/ --alpha 20 --band 0.5,3
     tinyvision models
     tinyvision viz summary --model resnet18 --out runs/viz
 
@@ -146,14 +148,21 @@ def cmd_train(args: argparse.Namespace) -> None:
         check_model_name(config["model"])
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
+    if args.sync_batchnorm and not args.distributed:
+        raise SystemExit("--sync-batchnorm: only with --distributed (one process has one batch already)")
     if args.resume is not None:  # a missing, damaged or foreign file: say so before any work
         same_run(checkpoint_config(args.resume, "--resume"), config, args.resume)
     if args.out:
         writable_folder(args.out)
+    if args.distributed:  # under mpiexec -n R: only rank 0 speaks (docs/distributed.md)
+        if join_mpi_job()[0] != 0:
+            args.quiet = True
+            sys.stdout = open(os.devnull, "w")  # errors still reach stderr
     print(f"training {config['model']} on {config['data']} (task {task.name}): "
           + ", ".join(f"{k} {config[k]}" for k in task.defaults if config.get(k) is not None))
     try:
-        result = fit(task, config, out_dir=args.out, resume_from=args.resume, progress=not args.quiet)
+        result = fit(task, config, out_dir=args.out, resume_from=args.resume, progress=not args.quiet,
+                     distributed=args.distributed, sync_batchnorm=args.sync_batchnorm)
     except (ValueError, OSError) as exc:  # a bad recipe value, an unreadable data folder: the message says which
         raise SystemExit(f"tinyvision train: {exc}") from None
     n_train, n_val, n_test = result["sizes"]
@@ -168,10 +177,22 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}/: last.ckpt.npz, best.ckpt.npz (by val_{headline}), metrics.csv, curves.png")
 
 
+def join_mpi_job() -> tuple[int, int]:
+    """``tinyvision.distributed.init()``, with a missing mpi4py as one line."""
+    try:
+        import tinyvision.distributed as dist
+
+        return dist.init()
+    except ImportError as exc:
+        raise SystemExit(f"--distributed: {exc}") from None
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from tinyvision.data import DataLoader
     from tinyvision.train import Trainer
 
+    if args.checkpoint is None:
+        return cmd_eval_baselines(args)
     model, config = load_checkpoint(args.checkpoint)
     task = get_task(config["task"])
     trained_on = {k: config.get(k) for k in ("data", "channels", "num_classes")}
@@ -195,6 +216,64 @@ def cmd_eval(args: argparse.Namespace) -> None:
     else:
         print(f"{config['model']} on the {config['data']} test split ({len(test)} images): "
               + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+def cmd_eval_baselines(args: argparse.Namespace) -> None:
+    """``eval --task denoise|sr|deblur`` without a checkpoint: the classical methods on the
+    task's test photo, degraded as the network's is (restoration tasks only)."""
+    if args.task is None:
+        raise SystemExit("eval: give --checkpoint CKPT, or --task T for a restoration task's classical baselines")
+    task = get_task(args.task)
+    from tinyvision.train.restore import RestorationTask, classical_baselines
+
+    if not isinstance(task, RestorationTask):
+        raise SystemExit(f"eval --task {args.task}: classical baselines exist for denoise, sr and deblur only; "
+                         "give --checkpoint to evaluate a trained model")
+    config = {"task": task.name, "model": task.default_model, "data": args.data or task.default_data, "seed": 0,
+              **task.defaults}
+    report = classical_baselines(task, config)
+    if args.json:
+        print(json.dumps({"task": task.name, "data": config["data"], "split": "test", **report}))
+    else:
+        for name, scores in report.items():
+            print(f"{name:16s} " + "  ".join(f"{k} {v}" if not isinstance(v, float) else f"{k} {v:.4f}"
+                                             for k, v in scores.items()))
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    """Restore one image file with a denoise / sr / deblur checkpoint."""
+    from tinyvision.train.restore import restore_file
+
+    model, config = load_checkpoint(args.checkpoint)
+    if config.get("task") not in ("denoise", "sr", "deblur"):
+        raise SystemExit(f"restore: {args.checkpoint} was trained for task {config.get('task')!r}; "
+                         "give a denoise, sr or deblur checkpoint")
+    try:
+        out = restore_file(model, config, args.input, args.output, scale=args.scale, tile=args.tile)
+    except ValueError as exc:
+        raise SystemExit(f"restore: {exc}") from None
+    except OSError as exc:  # an output path that cannot be written
+        raise SystemExit(f"restore: cannot write {args.output}: {exc}") from None
+    print(f"wrote {args.output} ({out.shape[0]} channel{'s' * (out.shape[0] > 1)}, {out.shape[1]} x {out.shape[2]})")
+
+
+def cmd_imaging_magnify(args: argparse.Namespace) -> None:
+    """Eulerian motion magnification of a folder of frames or a .npy video."""
+    from tinyvision.imaging.magnify import magnify, read_video, write_video
+
+    try:
+        low, high = (float(v) for v in args.band.split(","))
+    except ValueError:
+        raise SystemExit(f"imaging magnify: --band must be LOW,HIGH in Hz (e.g. 0.5,3), got {args.band!r}") from None
+    try:
+        video = read_video(args.input)
+        out = magnify(video, args.alpha, (low, high), fps=args.fps, levels=args.levels,
+                      attenuate_levels=args.attenuate_levels)
+    except ValueError as exc:
+        raise SystemExit(f"imaging magnify: {exc}") from None
+    write_video(args.output, out)
+    print(f"wrote {args.output}: {out.shape[0]} frames of {out.shape[1]} x {out.shape[2]}, motion in "
+          f"{low:g}-{high:g} Hz amplified by {1 + args.alpha:g}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -297,16 +376,41 @@ def parser(task: Any = None) -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="folder for checkpoints, metrics.csv and curves.png")
     t.add_argument("--resume", default=None, help="a checkpoint to continue from")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel under `mpiexec -n R tinyvision train ...`: --batch-size is the global batch")
+    t.add_argument("--sync-batchnorm", action="store_true",
+                   help="with --distributed: BatchNorm statistics over all ranks (default: each rank's own)")
     if task is not None:
         task.add_arguments(t)
     t.set_defaults(run=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on its test set")
-    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--checkpoint", default=None, help="the checkpoint to evaluate (required unless --task)")
+    e.add_argument("--task", default=None, help="without --checkpoint: a restoration task's classical baselines")
     e.add_argument("--data", default=None, help="override the dataset stored in the checkpoint")
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON object on the last line")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(run=cmd_eval)
+
+    s = sub.add_parser("restore", help="restore an image with a denoise / sr / deblur checkpoint")
+    s.add_argument("input", help="an 8-bit grey or RGB image (PNG, JPEG, ...)")
+    s.add_argument("output", help="where to write the restored image (same channels)")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--scale", type=positive(int), default=None, help="sr: must equal the checkpoint's scale")
+    s.add_argument("--tile", type=positive(int), default=256, help="process larger images in tiles of this side")
+    s.set_defaults(run=cmd_restore)
+
+    im = sub.add_parser("imaging", help="computational imaging tools (magnify: Eulerian motion magnification)")
+    im_sub = im.add_subparsers(dest="tool", required=True)
+    mg = im_sub.add_parser("magnify", help="amplify small motions in a temporal band (Wu et al. 2012)")
+    mg.add_argument("input", help="a folder of frames, or a .npy array (T, H, W[, C])")
+    mg.add_argument("output", help="a .npy file, or a folder for PNG frames")
+    mg.add_argument("--alpha", type=float, default=20.0, help="amplification: motion x (1 + alpha) (default 20)")
+    mg.add_argument("--band", default="0.5,3", help="temporal band LOW,HIGH in Hz (default 0.5,3)")
+    mg.add_argument("--fps", type=positive(float), default=30.0, help="frames per second (default 30)")
+    mg.add_argument("--levels", type=int, default=4, help="Laplacian pyramid levels (default 4)")
+    mg.add_argument("--attenuate-levels", type=int, default=0, help="finest levels left unamplified (default 0)")
+    mg.set_defaults(run=cmd_imaging_magnify)
 
     r = sub.add_parser("predict", help="run a checkpoint on one image (classify: the top-k classes)")
     r.add_argument("image")
@@ -334,7 +438,8 @@ def parser(task: Any = None) -> argparse.ArgumentParser:
     v.set_defaults(run=cmd_verify)
 
     z = sub.add_parser("viz", help="draw attention, position embeddings, receptive fields, Grad-CAM, filters")
-    z.add_argument("what", choices=("attention", "posembed", "rf", "gradcam", "filters", "summary"))
+    z.add_argument("what", choices=("attention", "posembed", "rf", "gradcam", "filters", "summary",
+                                      "segments", "anchors"))
     z.add_argument("--model", required=False, default=None)
     z.add_argument("--checkpoint", default=None)
     z.add_argument("--image", default=None)

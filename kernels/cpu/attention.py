@@ -10,60 +10,20 @@ only visits keys j <= i and zero-fills the rest.
 
 Without Intel's SVML library, Numba turns ``np.exp`` into one libm call per element, which
 does not vectorise: 3.7 M of them were the largest cost of the softmax. For float32 the kernel
-uses its own ``exp`` (Cephes' ``expf``: a degree-7 polynomial after range reduction, within
-1 ulp), which LLVM vectorises: ~5x faster measured on 3.7 M values. float64 keeps ``np.exp``.
+uses the vectorisable exp of ``cpu/fastmath.py`` (~5x faster measured on 3.7 M values);
+float64 keeps ``np.exp``.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, types
-from numba.extending import intrinsic, overload
+from numba import njit, prange
 
 from tinyvision.kernels.cpu import threading as _threading  # noqa: F401  (one Numba/BLAS thread policy)
+from tinyvision.kernels.cpu.fastmath import exp_nonpositive as _exp
 
 # The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
 # reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
 __all__ = ["attention_forward", "attention_backward"]
-
-
-# --------------------------------------------------------------------------- a vectorisable exp
-
-@intrinsic
-def _float32_from_bits(typingctx, bits):
-    """Reinterpret an int32's bits as a float32 (no conversion): 2**n is the bits (n + 127) << 23."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
-    return types.float32(types.int32), codegen
-
-
-_F = np.float32  # float32 constants keep the whole computation in float32 (8 lanes per ymm)
-_LOG2E, _LN2_HI, _LN2_LO = _F(1.44269504), _F(0.693359375), _F(-2.12194440e-4)
-_P = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
-                           1.6666665459e-1, 5.0000001201e-1))
-_LOWEST, _HALF, _ONE, _ZERO = _F(-87.0), _F(0.5), _F(1.0), _F(0.0)
-
-
-@njit(inline="always")
-def _expf(x):
-    """e^x for float32 x <= 0 (Cephes expf). e^x = 2^n e^r with n = round(x / ln 2) and
-    r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 in two parts, so r is exact); e^r by its Taylor-like
-    polynomial. Below -87, e^x is subnormal: 0. NaN stays NaN."""
-    xc = max(x, _LOWEST)
-    n = np.floor(xc * _LOG2E + _HALF)
-    r = xc - n * _LN2_HI - n * _LN2_LO
-    p = ((((_P[0] * r + _P[1]) * r + _P[2]) * r + _P[3]) * r + _P[4]) * r + _P[5]
-    e = (p * r * r + r + _ONE) * _float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
-    return e if x >= _LOWEST else (x if x != x else _ZERO)
-
-
-def _exp(x):
-    """exp of a non-positive number: ``_expf`` for float32, ``np.exp`` otherwise."""
-    return np.exp(x)
-
-
-@overload(_exp)
-def _exp_by_type(x):
-    return (lambda x: _expf(x)) if x == types.float32 else (lambda x: np.exp(x))
 
 
 # --------------------------------------------------------------------------- fused softmax

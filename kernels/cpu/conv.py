@@ -2,8 +2,8 @@
 
 Same functions and signatures as ``tinyvision.kernels.reference.conv`` (read that first: it
 states the maths). What changes here is only *where the bytes go*, because on two cores the
-GEMM is fast (110-160 GFLOP/s) and everything around it is what loses time
-(reference/performance.md, sections 4 and 5):
+GEMM is fast (110-160 GFLOP/s) and everything around it is what loses time (docs/convolution.md,
+section 3, has the measurements):
 
 * **Channels-last columns.** The conv path lays its columns out as
   ``cols[g, n, oh, ow, kh, kw, c]``, i.e. one row per output pixel (N*OH*OW rows) and one
@@ -14,7 +14,7 @@ GEMM is fast (110-160 GFLOP/s) and everything around it is what loses time
   pairs. Each pair writes its own columns, and in col2im its own slice of dx, so the
   scatter-add has no races.
 * **Reused workspaces.** The columns are the big temporary (KH*KW times the input). A fresh
-  array of that size is a fresh mmap and a page fault per 4 KiB (section 5.1), so the columns
+  array of that size is a fresh mmap and a page fault per 4 KiB (~1.3 us each), so the columns
   live in a per-thread buffer that grows to the largest layer and is then reused.
 * **One thread policy** (``tinyvision.kernels.cpu.threading``): Numba's workqueue layer, so
   that its threads sleep while OpenBLAS runs.

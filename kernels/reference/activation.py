@@ -16,6 +16,10 @@ import math
 import numpy as np
 import scipy.special
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["gelu_forward", "gelu_backward"]
+
 SQRT_HALF = 1 / math.sqrt(2)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 

@@ -6,6 +6,8 @@
     tinyvision viz gradcam   --checkpoint C --image I [--layer NAME] --out DIR
     tinyvision viz filters   --model resnet18 [--checkpoint C] --out DIR
     tinyvision viz summary   --model resnet18 [--image-size 224]
+    tinyvision viz segments  --checkpoint C --out DIR      (image | truth | prediction on test images)
+    tinyvision viz anchors   [--checkpoint C] --out DIR     (tinyvision/viz/anchors.py)
 """
 from __future__ import annotations
 
@@ -73,6 +75,18 @@ def run_viz(args: argparse.Namespace) -> None:
     from tinyvision import viz
 
     out = Path(args.out)
+    if args.what == "segments":
+        from tinyvision.viz.segmentation import prediction_grid_from_checkpoint
+
+        if not args.checkpoint:
+            raise SystemExit("viz segments: give --checkpoint PATH (a segment task's checkpoint)")
+        print("wrote", prediction_grid_from_checkpoint(args.checkpoint, out / "segmentation_grid.png"))
+        return
+    if args.what == "anchors":
+        from tinyvision.viz.anchors import run_anchors
+
+        run_anchors(args)
+        return
     model, channels, size = _model_and_size(args)
     name = args.model or _checkpoint_model(args.checkpoint)
     what = f"{name}, input {channels}x{size}x{size}"  # every figure's title starts with this

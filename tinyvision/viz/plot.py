@@ -200,20 +200,21 @@ def plot_feature_maps(maps: dict[str, np.ndarray], path: str | Path, per_layer: 
     return _save(fig, path)
 
 
-def plot_curves(rows: Sequence[dict[str, float]], path: str | Path) -> Path:
-    """Loss and accuracy per epoch, train and validation, side by side (the Trainer's
-    ``curves.png``; ``rows`` are its per-epoch history: ``epoch``, ``train_loss``, ``val_acc``...)."""
+def plot_curves(rows: Sequence[dict[str, float]], path: str | Path, metric: str = "acc") -> Path:
+    """Loss and ``metric`` per epoch, train and validation, side by side (the Trainer's
+    ``curves.png``; ``rows`` are its per-epoch history: ``epoch``, ``train_loss``, ``val_acc``...;
+    ``metric`` is the task's monitored one without its prefix: ``acc``, ``mean_iou``, ``map_50``...)."""
     epochs = [r["epoch"] for r in rows]
     fig = _figure((9, 3.5))
     axes = fig.subplots(1, 2)
-    for ax, metric in zip(axes, ("loss", "acc")):
+    for ax, name in zip(axes, ("loss", metric)):
         for split in ("train", "val"):
-            key = f"{split}_{metric}"
+            key = f"{split}_{name}"
             if any(key in r for r in rows):
                 ax.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o", label=split)
         ax.set_xlabel("epoch")
-        ax.set_ylabel({"loss": "loss", "acc": "fraction correct"}[metric])
-        ax.set_title({"loss": "loss", "acc": "accuracy"}[metric])
+        ax.set_ylabel({"loss": "loss", "acc": "fraction correct"}.get(name, name.replace("_", " ")))
+        ax.set_title({"loss": "loss", "acc": "accuracy"}.get(name, name.replace("_", " ")))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

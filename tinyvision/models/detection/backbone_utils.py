@@ -1,0 +1,80 @@
+"""A ResNet trunk with a Feature Pyramid Network on top: the backbone of RetinaNet and
+Faster/Mask R-CNN, with torchvision's structure and keys (``body.layer2.0.conv1.weight``,
+``fpn.inner_blocks.0.0.weight``, ...).
+
+``body`` runs the ResNet up to its last requested stage and returns the requested stages' maps
+(C2..C5 have strides 4, 8, 16, 32); ``fpn`` turns them into same-width maps P2..P5 (+ extras).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable
+
+from tinyvision.autograd.tensor import Tensor
+from tinyvision.nn import Module, ModuleDict
+from tinyvision.ops.feature_pyramid_network import ExtraFPNBlock, FeaturePyramidNetwork, LastLevelMaxPool
+
+# the order in which a ResNet's children run (the module may have registered them otherwise)
+RESNET_STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+
+
+class IntermediateLayerGetter(ModuleDict):
+    """Runs a ResNet's stages in order up to the last one in ``return_layers`` and returns
+    ``{return_layers[name]: output}`` (an OrderedDict). The classifier (avgpool, fc) is dropped,
+    so its keys are those of the trunk."""
+
+    def __init__(self, model: Module, return_layers: dict[str, str]) -> None:
+        missing = set(return_layers) - set(RESNET_STAGES)
+        if missing:
+            raise ValueError(f"IntermediateLayerGetter: {sorted(missing)} are not ResNet stages {RESNET_STAGES}")
+        last = max(RESNET_STAGES.index(name) for name in return_layers)
+        children = dict(model.named_children())
+        super().__init__(OrderedDict((name, children[name]) for name in RESNET_STAGES[:last + 1]))
+        self.return_layers = dict(return_layers)
+
+    def forward(self, x: Tensor) -> "OrderedDict[str, Tensor]":
+        out = OrderedDict()
+        for name, module in self.items():
+            x = module(x)
+            if name in self.return_layers:
+                out[self.return_layers[name]] = x
+        return out
+
+
+class BackboneWithFPN(Module):
+    """body (a ResNet trunk) + fpn; ``out_channels`` is the width of every output map."""
+
+    def __init__(self, backbone: Module, return_layers: dict[str, str], in_channels_list: list[int],
+                 out_channels: int, extra_blocks: ExtraFPNBlock | None = None,
+                 norm_layer: Callable[..., Module] | None = None) -> None:
+        super().__init__()
+        self.body = IntermediateLayerGetter(backbone, return_layers)
+        self.fpn = FeaturePyramidNetwork(in_channels_list, out_channels,
+                                         extra_blocks=extra_blocks if extra_blocks is not None else LastLevelMaxPool(),
+                                         norm_layer=norm_layer)
+        self.out_channels = out_channels
+
+    def forward(self, x: Tensor) -> "OrderedDict[str, Tensor]":
+        return self.fpn(self.body(x))
+
+
+def resnet_fpn_extractor(backbone: Module, trainable_layers: int, returned_layers: list[int] | None = None,
+                         extra_blocks: ExtraFPNBlock | None = None, out_channels: int = 256,
+                         norm_layer: Callable[..., Module] | None = None) -> BackboneWithFPN:
+    """torchvision's ``_resnet_fpn_extractor``: freeze all but the last ``trainable_layers`` stages
+    (5 = everything), return stages ``returned_layers`` (default 1-4) through an FPN."""
+    if not 0 <= trainable_layers <= 5:
+        raise ValueError(f"resnet_fpn_extractor: trainable_layers must be in [0, 5], got {trainable_layers}")
+    to_train = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_layers]
+    if trainable_layers == 5:
+        to_train.append("bn1")
+    for name, parameter in backbone.named_parameters():
+        if not any(name.startswith(layer) for layer in to_train):
+            parameter.requires_grad_(False)
+    returned_layers = returned_layers or [1, 2, 3, 4]
+    if min(returned_layers) <= 0 or max(returned_layers) >= 5:
+        raise ValueError(f"resnet_fpn_extractor: returned layers must be in [1, 4], got {returned_layers}")
+    return_layers = {f"layer{k}": str(v) for v, k in enumerate(returned_layers)}
+    stage2 = backbone.inplanes // 8                     # the width of layer1's output
+    in_channels_list = [stage2 * 2 ** (i - 1) for i in returned_layers]
+    return BackboneWithFPN(backbone, return_layers, in_channels_list, out_channels, extra_blocks, norm_layer)
