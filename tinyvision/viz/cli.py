@@ -56,14 +56,10 @@ def _model_and_size(args: argparse.Namespace) -> tuple[Any, int, int]:
 
 def _image(args: argparse.Namespace, channels: int, size: int) -> np.ndarray:
     """(C, size, size): --image resized, or a sample from the checkpoint's data, or noise."""
-    from tinyvision.data.functional import resize
-
     if args.image:
-        from tinyvision.data.folder import load_image
+        from tinyvision.train.checkpoint import prepare_image
 
-        img = load_image(args.image)
-        img = img.mean(0, keepdims=True) if channels == 1 and img.shape[0] == 3 else img
-        return resize(img, (size, size))
+        return prepare_image(args.image, channels, size)[0]
     if channels == 3:
         from tinyvision.data import shapes
 
