@@ -72,3 +72,24 @@ def test_viz_anchors_matches_every_box(tmp_path, capsys):
     assert lines[0].startswith("P3: 576 anchors (stride 8)")
     matched = sum(int(line.split(", ")[1].split()[0]) for line in lines if line.startswith("P"))
     assert matched >= 5                          # the scene (seed 3) holds 5 boxes
+
+
+def test_instance_task_step_with_mask_rcnn():
+    """The instance task: Mask R-CNN's five losses on a batch (an image without objects
+    included), and box + mask mAP from a validation pass."""
+    tv.manual_seed(0)
+    task = get_task("instance")
+    assert task.default_model == "maskrcnn_resnet18_fpn" and task.iou_type == ("bbox", "segm")
+    config = dict(task.defaults, model="maskrcnn_resnet18_fpn", image_size=64, num_classes=4)
+    kwargs = task.model_kwargs(config, None)
+    model = create_model("maskrcnn_resnet18_fpn", **{**kwargs, "fpn_channels": 16, "rpn_pre_nms_top_n_test": 50,
+                                                     "rpn_post_nms_top_n_test": 20})
+    module = task.module(model, config)
+    batch = tiny_batch()
+    module.train()
+    out = module.training_step(batch, 0)
+    assert set(out) == {"loss", "loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg", "loss_mask"}
+    assert math.isfinite(out["loss"].item())
+    out["loss"].backward()
+    metrics = Trainer(progress=False).validate(module, [batch])
+    assert set(metrics) == {"map", "map_50", "map_75", "mask_map", "mask_map_50", "mask_map_75"}

@@ -62,7 +62,8 @@ class Detector(TrainModule):
         images, targets = batch
         losses = self.model(images, targets)
         total = sum(list(losses.values())[1:], list(losses.values())[0])
-        return {"loss": total, **{f"loss_{k}": v.detach() for k, v in losses.items()}}
+        # RetinaNet names its losses "classification", ...; the R-CNNs "loss_classifier", ...
+        return {"loss": total, **{(k if k.startswith("loss_") else f"loss_{k}"): v.detach() for k, v in losses.items()}}
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         images, targets = batch
@@ -151,6 +152,8 @@ class DetectTask(Task):
         kwargs: dict[str, Any] = {"num_classes": config["num_classes"], "min_size": size, "max_size": size}
         if config["model"].startswith("retinanet"):
             kwargs.update(anchor_sizes=list(ANCHOR_SIZES), fpn_channels=128, head_norm=True)
+        elif config["model"].startswith(("fasterrcnn", "maskrcnn")):   # one anchor size per level P2..P6
+            kwargs.update(anchor_sizes=[8, 16, 32, 64, 128], fpn_channels=128)
         return kwargs
 
     def module(self, model: Any, config: dict[str, Any]) -> TrainModule:
