@@ -93,3 +93,24 @@ def test_instance_task_step_with_mask_rcnn():
     out["loss"].backward()
     metrics = Trainer(progress=False).validate(module, [batch])
     assert set(metrics) == {"map", "map_50", "map_75", "mask_map", "mask_map_50", "mask_map_75"}
+
+
+def test_predict_prints_and_draws_detections(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    image, _ = shapes_scenes(1, 64, seed=5)[0]
+    plt.imsave(tmp_path / "scene.png", image.transpose(1, 2, 0).clip(0, 1))
+    monkeypatch.chdir(tmp_path)
+    task = get_task("detect")
+    model = create_model("retinanet_resnet18_fpn", num_classes=4, min_size=64, max_size=64, fpn_channels=32,
+                         anchor_sizes=[8, 16, 32, 64, 128], head_norm=True)
+    model.head.classification_head.cls_logits.bias.data[:] = 0.0   # scores ~0.5: detections to draw
+    task.predict(model, {"image_size": 64}, argparse.Namespace(image=str(tmp_path / "scene.png"), topk=2))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[0].split()[0] in ("background", "circle", "square", "triangle")  # untrained
+    assert lines[-1] == "wrote scene_detect.png" and (tmp_path / "scene_detect.png").stat().st_size > 0

@@ -114,7 +114,7 @@ def draw_detections(image: np.ndarray, detections: dict, names: tuple[str, ...],
 
     fig = _figure((5, 5))
     ax = fig.add_subplot(1, 1, 1)
-    _show_image(ax, image.transpose(1, 2, 0))
+    _show_image(ax, image)
     colours = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple")
     for i, (box, score, label) in enumerate(zip(detections["boxes"], detections["scores"], detections["labels"])):
         if score < score_thresh:
