@@ -114,3 +114,15 @@ def test_predict_prints_and_draws_detections(tmp_path, monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and lines[0].split()[0] in ("background", "circle", "square", "triangle")  # untrained
     assert lines[-1] == "wrote scene_detect.png" and (tmp_path / "scene_detect.png").stat().st_size > 0
+
+
+def test_yolo_through_the_detect_task():
+    task = get_task("detect")
+    config = dict(task.defaults, model="yolo_resnet18", image_size=64, num_classes=4)
+    assert task.model_kwargs(config, None) == {"num_classes": 4}
+    module = task.module(create_model("yolo_resnet18", **task.model_kwargs(config, None)), config)
+    batch = tiny_batch()
+    module.train()
+    out = module.training_step(batch, 0)
+    assert set(out) == {"loss", "loss_coord", "loss_confidence", "loss_classification"}
+    assert set(Trainer(progress=False).validate(module, [batch])) == {"map", "map_50", "map_75"}

@@ -149,7 +149,10 @@ class DetectTask(Task):
 
     def model_kwargs(self, config: dict[str, Any], train_set: Any) -> dict[str, Any]:
         size = config["image_size"]
-        kwargs: dict[str, Any] = {"num_classes": config["num_classes"], "min_size": size, "max_size": size}
+        kwargs: dict[str, Any] = {"num_classes": config["num_classes"]}
+        if config["model"].startswith("yolo"):    # a grid on the image as it is: no resizing, no anchors
+            return kwargs
+        kwargs.update(min_size=size, max_size=size)
         if config["model"].startswith("retinanet"):
             kwargs.update(anchor_sizes=list(ANCHOR_SIZES), fpn_channels=128, head_norm=True)
         elif config["model"].startswith(("fasterrcnn", "maskrcnn")):   # one anchor size per level P2..P6
