@@ -59,6 +59,7 @@ def test_detect_task_recipe_and_errors():
         task.datasets(dict(task.defaults, data="digits", seed=0))
 
 
+@pytest.mark.slow  # builds the recipe's 128-wide RetinaNet
 def test_viz_anchors_matches_every_box(tmp_path, capsys):
     """`tinyvision viz anchors`: the recipe's anchors on a scene; every box gets at least one
     anchor (the matcher's low-quality matches), and the picture is written."""
@@ -74,6 +75,7 @@ def test_viz_anchors_matches_every_box(tmp_path, capsys):
     assert matched >= 5                          # the scene (seed 3) holds 5 boxes
 
 
+@pytest.mark.slow  # Mask R-CNN's train path is in tests/test_detection.py's default run
 def test_instance_task_step_with_mask_rcnn():
     """The instance task: Mask R-CNN's five losses on a batch (an image without objects
     included), and box + mask mAP from a validation pass."""
