@@ -16,7 +16,6 @@ image goes through GeneralizedRCNNTransform first (normalise, resize, pad to a m
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from functools import partial
 from typing import Any
 
