@@ -28,7 +28,7 @@ CROP = (slice(60, 252), slice(180, 372))  # the cameraman's head and camera: edg
 
 
 def db(image: np.ndarray, clean: np.ndarray) -> float:
-    return float(psnr(tv.tensor(np.clip(image, 0, 1)[None].astype(np.float64)), tv.tensor(clean[None].astype(np.float64))).numpy())
+    return float(psnr(tv.tensor(image[None].astype(np.float64)), tv.tensor(clean[None].astype(np.float64))).numpy())
 
 
 def panel(rows: list[tuple[str, np.ndarray]], clean: np.ndarray, path: Path) -> None:

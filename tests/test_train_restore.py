@@ -159,3 +159,21 @@ def test_eval_baselines_json(capsys):
         main(["eval"])
     with pytest.raises(SystemExit, match="classical baselines exist for denoise, sr and deblur only"):
         main(["eval", "--task", "classify"])
+
+
+def test_deblur_pipeline_steps():
+    """The deblur task's pieces together (a full run is too slow here): a patch pair from the
+    training set, a training step of a tiny U-Net, and a validation pass scoring PSNR/SSIM."""
+    task = get_task("deblur")
+    config = config_for(task, patches=2, val_crop=32, image_size=16)
+    train, val, _ = task.datasets(config)
+    module = task.module(create_model("deblur_unet", base=2, levels=1), config)
+    x, y = (tv.tensor(np.stack(v)) for v in zip(train[0], train[1]))
+    loss = module.training_step((x, y), 0)["loss"]
+    loss.backward()
+    assert loss.item() > 0 and all(p.grad is not None for p in module.parameters())
+    module.on_validation_epoch_start()
+    with tv.no_grad():
+        module.validation_step(tuple(tv.tensor(v[None]) for v in val[0]), 0)
+    scores = module.on_validation_epoch_end()
+    assert set(scores) == {"psnr", "ssim", "input_psnr", "input_ssim"} and train.epoch == 1
