@@ -60,3 +60,10 @@ def test_mae_task_refuses_bad_options() -> None:
         task.datasets(config)
     with pytest.raises(SystemExit, match="trains a masked autoencoder"):
         task.datasets({**config, "mask_ratio": 0.75, "model": "resnet18"})
+
+
+def test_dino_is_declared_but_refused_with_one_line() -> None:
+    from tinyvision.cli import main
+
+    with pytest.raises(SystemExit, match="'dino' is declared but not built yet"):
+        main(["train", "--task", "dino"])

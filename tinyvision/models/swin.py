@@ -128,7 +128,7 @@ class WindowAttention(nn.Module):
     def relative_position_bias(self) -> tv.Tensor:
         """(heads, M*M, M*M): the table's rows picked by each token pair's offset."""
         area = self.window_size ** 2
-        bias = self.relative_position_bias_table[self.relative_position_index.numpy().ravel()]  # (A*A, heads)
+        bias = self.relative_position_bias_table[self.relative_position_index.reshape(-1)]  # (A*A, heads)
         return bias.reshape(area, area, self.num_heads).permute(2, 0, 1)
 
     def forward(self, x: tv.Tensor, mask: tv.Tensor | None = None) -> tv.Tensor:

@@ -11,7 +11,7 @@ or ``vit_from_mae`` in code).
 The validation split (a seeded tenth of the training images, as for ``classify``) picks the
 checkpoint by ``neg_loss`` = minus the masked reconstruction loss (the Trainer keeps the highest);
 its masks are drawn from a generator seeded per epoch, so every epoch is scored on the same masks.
-``DINOTask`` is declared in tasks.py and not built yet.
+``DINOTask`` is declared in tasks.py and not built yet: ``--task dino`` says so in one line.
 """
 from __future__ import annotations
 
@@ -149,3 +149,10 @@ def vit_from_mae(checkpoint: str, num_classes: int) -> Any:
     missing, unexpected = vit.load_state_dict(mae.encoder_state_dict(), strict=False)
     assert not unexpected and sorted(missing) == ["head.bias", "head.weight"], (missing, unexpected)
     return vit
+
+
+class DINOTask(Task):
+    """DINO (Caron et al. 2021) is declared in tasks.py and not built yet: asking for it is a clear error."""
+
+    def __init__(self) -> None:
+        raise ValueError("task 'dino' is declared but not built yet (self-distillation: see docs/transformers.md)")
