@@ -132,6 +132,20 @@ def test_maskformer_outputs_and_semantic_inference():
     p = torch.tensor(out["pred_logits"].numpy(), dtype=torch.float64).softmax(-1)[..., :-1]
     m = TF.interpolate(torch.tensor(out["pred_masks"].numpy()), size=(32, 32), mode="bilinear").double().sigmoid()
     np.testing.assert_allclose(sem, torch.einsum("nqc,nqhw->nchw", p, m).numpy(), rtol=1e-5, atol=1e-6)
+    # the panoptic task's module on two shapes scenes: a training step and panoptic quality
+    from tinyvision.data import shapes_scenes
+    from tinyvision.train.detect import collate
+    from tinyvision.train.setpred import MaskClassifier
+
+    model.train()
+    module = MaskClassifier(model, MaskSetCriterion(4), lambda p: tv.optim.AdamW(p, lr=1e-3))
+    scenes = shapes_scenes(2, 32, seed=0)
+    batch = collate([scenes[0], scenes[1]])
+    out = module.training_step(batch, 0)
+    assert set(out) == {"loss", "loss_ce", "loss_mask", "loss_dice"} and np.isfinite(out["loss"].item())
+    module.on_validation_epoch_start()
+    module.validation_step(batch, 0)
+    assert set(module.on_validation_epoch_end()) == {"pq", "sq", "rq"}
 
 
 def test_panoptic_inference_on_known_outputs():
