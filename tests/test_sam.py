@@ -108,3 +108,42 @@ def test_prompt_segmenter_outputs():
     assert tuple(masks.shape) == (2, 1, 64, 64) and tuple(iou.shape) == (2, 1)
     with pytest.raises(ValueError, match="must be 64x64"):
         model(tv.zeros(1, 3, 32, 32), boxes=np.array([[1.0, 1.0, 5.0, 5.0]]))
+
+
+def test_clicks_and_mask_iou():
+    from tinyvision.train.setpred import click_inside, mask_iou
+
+    mask = np.zeros((9, 9), bool)
+    mask[2:7, 1:6] = True                                   # a 5x5 square: its deepest pixel is its centre
+    assert click_inside(mask) == (3.0, 4.0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x, y = click_inside(mask, rng)
+        assert mask[int(y), int(x)]
+    with pytest.raises(ValueError, match="empty"):
+        click_inside(np.zeros((3, 3), bool))
+    other = np.zeros((9, 9), bool)
+    other[2:7, 3:8] = True                                  # overlaps 15 of 35 pixels
+    np.testing.assert_allclose(mask_iou(mask, other), 15 / 35)
+    assert mask_iou(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 1.0
+
+
+def test_predict_with_a_point(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from PIL import Image
+
+    from tinyvision.train.tasks import get_task
+
+    tv.manual_seed(0)
+    model = create_model("sam_resnet18", embed_dim=32, mask_decoder_depth=1)
+    Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)).save(tmp_path / "scene.png")
+    monkeypatch.chdir(tmp_path)
+    config = {"image_size": 64}
+    args = argparse.Namespace(image=str(tmp_path / "scene.png"), point="20,30", topk=5)
+    task = get_task("prompt")
+    task.predict(model, config, args)
+    assert "predicted IoU" in capsys.readouterr().out and (tmp_path / "scene_prompt.png").exists()
+    for point, message in (("70,3", "outside the 64x64 image"), ("3", "expected two numbers")):
+        with pytest.raises(SystemExit, match=message):
+            task.predict(model, config, argparse.Namespace(image=str(tmp_path / "scene.png"), point=point, topk=5))
