@@ -132,12 +132,18 @@ def test_maskformer_outputs_and_semantic_inference():
     p = torch.tensor(out["pred_logits"].numpy(), dtype=torch.float64).softmax(-1)[..., :-1]
     m = TF.interpolate(torch.tensor(out["pred_masks"].numpy()), size=(32, 32), mode="bilinear").double().sigmoid()
     np.testing.assert_allclose(sem, torch.einsum("nqc,nqhw->nchw", p, m).numpy(), rtol=1e-5, atol=1e-6)
-    # the panoptic task's module on two shapes scenes: a training step and panoptic quality
+
+
+@pytest.mark.slow   # a ResNet18 training step and validation: several seconds
+def test_panoptic_module_step():
+    """The panoptic task's module on two shapes scenes: a training step and panoptic quality."""
     from tinyvision.data import shapes_scenes
     from tinyvision.train.detect import collate
     from tinyvision.train.setpred import MaskClassifier
 
-    model.train()
+    tv.manual_seed(0)
+    model = create_model("maskformer_resnet18", num_classes=4, num_queries=6, hidden_dim=16, mask_dim=8, nheads=2,
+                         dec_layers=2, dim_feedforward=16)
     module = MaskClassifier(model, MaskSetCriterion(4), lambda p: tv.optim.AdamW(p, lr=1e-3))
     scenes = shapes_scenes(2, 32, seed=0)
     batch = collate([scenes[0], scenes[1]])
