@@ -267,6 +267,11 @@ def test_criterion_gradcheck():
                  [tv.tensor(logits, requires_grad=True), tv.tensor(boxes, requires_grad=True)])
 
 
+def test_criterion_has_no_state():
+    """A TrainModule holding the criterion saves only the model: no criterion keys in checkpoints."""
+    assert SetCriterion(3).state_dict() == {}
+
+
 def test_criterion_more_objects_than_queries():
     rng = np.random.default_rng(6)
     logits, boxes, targets = random_case(rng, 1, 2, 3, [4])
@@ -361,3 +366,22 @@ def test_viz_detr_pictures(tmp_path):
     detections, attention = decoder_attention(model, images[0])
     assert plot_decoder_attention(images[0], detections, attention, tmp_path / "a.png", score_thresh=0).exists()
     assert plot_query_centres(*query_centres(model, images), tmp_path / "c.png").exists()
+
+
+@pytest.mark.slow   # trains a (tiny) DETR for one epoch through the command line: ~30 s
+def test_train_then_eval_json(tmp_path, monkeypatch, capsys):
+    import json
+
+    import tinyvision.train.detect as detect
+    from tinyvision.cli import main
+
+    monkeypatch.setattr(detect, "TRAIN_SCENES", 40)
+    monkeypatch.setattr(detect, "TEST_SCENES", 8)
+    main(["train", "--task", "detr", "--epochs", "1", "--num-queries", "5", "--hidden-dim", "16", "--enc-layers", "1",
+          "--dec-layers", "1", "--quiet", "--out", str(tmp_path)])
+    capsys.readouterr()
+    main(["eval", "--checkpoint", str(tmp_path / "best.ckpt.npz"), "--json", "--quiet"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["task"] == "detr" and {"map", "map_50", "map_75"} <= set(result)
+    with pytest.raises(SystemExit, match="--num-queries 3"):
+        main(["train", "--task", "detr", "--num-queries", "3", "--out", str(tmp_path / "x")])
