@@ -267,6 +267,11 @@ def test_criterion_gradcheck():
                  [tv.tensor(logits, requires_grad=True), tv.tensor(boxes, requires_grad=True)])
 
 
+def test_criterion_has_no_state():
+    """A TrainModule holding the criterion saves only the model: no criterion keys in checkpoints."""
+    assert SetCriterion(3).state_dict() == {}
+
+
 def test_criterion_more_objects_than_queries():
     rng = np.random.default_rng(6)
     logits, boxes, targets = random_case(rng, 1, 2, 3, [4])
@@ -331,17 +336,52 @@ def test_detr_task_targets_and_options():
         DETRTask().model_kwargs(config, None)
 
 
-def test_viz_decoder_attention_and_query_centres(tmp_path):
-    from tinyvision.viz.detr import decoder_attention, plot_decoder_attention, plot_query_centres, query_centres
-
+def _tiny_detr():
     tv.manual_seed(0)
-    model = create_model("detr_resnet18", num_classes=4, num_queries=4, hidden_dim=16, nheads=2, enc_layers=1,
-                         dec_layers=1, dim_feedforward=16, stem_pool=False)
+    return create_model("detr_resnet18", num_classes=4, num_queries=4, hidden_dim=16, nheads=2, enc_layers=1,
+                        dec_layers=1, dim_feedforward=16, stem_pool=False)
+
+
+def test_decoder_attention_and_query_centres():
+    from tinyvision.viz.detr import decoder_attention, query_centres
+
+    model = _tiny_detr()
     images = np.random.default_rng(0).random((3, 3, 32, 32)).astype(np.float32)
     detections, attention = decoder_attention(model, images[0])
     assert attention.shape == (4, 2, 2)                              # 32 / 16 = 2 tokens a side
     np.testing.assert_allclose(attention.sum((1, 2)), 1, rtol=1e-5)  # a softmax over the tokens, per query
-    assert plot_decoder_attention(images[0], detections, attention, tmp_path / "a.png", score_thresh=0).exists()
+    assert model.transformer.decoder.layers[-1].keep_attention is False
     centres, areas = query_centres(model, images)
-    assert centres.shape == (4, 3, 2) and areas.shape == (4, 3)
-    assert plot_query_centres(centres, areas, tmp_path / "c.png").exists()
+    boxes = model(tv.tensor(images))["pred_boxes"].detach().numpy()
+    np.testing.assert_allclose(centres[:, 1], boxes[1, :, :2], rtol=1e-6)
+    np.testing.assert_allclose(areas[:, 2], boxes[2, :, 2] * boxes[2, :, 3], rtol=1e-6)
+
+
+@pytest.mark.slow   # matplotlib: a few seconds to import and draw
+def test_viz_detr_pictures(tmp_path):
+    from tinyvision.viz.detr import decoder_attention, plot_decoder_attention, plot_query_centres, query_centres
+
+    model = _tiny_detr()
+    images = np.random.default_rng(0).random((3, 3, 32, 32)).astype(np.float32)
+    detections, attention = decoder_attention(model, images[0])
+    assert plot_decoder_attention(images[0], detections, attention, tmp_path / "a.png", score_thresh=0).exists()
+    assert plot_query_centres(*query_centres(model, images), tmp_path / "c.png").exists()
+
+
+@pytest.mark.slow   # trains a (tiny) DETR for one epoch through the command line: ~30 s
+def test_train_then_eval_json(tmp_path, monkeypatch, capsys):
+    import json
+
+    import tinyvision.train.detect as detect
+    from tinyvision.cli import main
+
+    monkeypatch.setattr(detect, "TRAIN_SCENES", 40)
+    monkeypatch.setattr(detect, "TEST_SCENES", 8)
+    main(["train", "--task", "detr", "--epochs", "1", "--num-queries", "5", "--hidden-dim", "16", "--enc-layers", "1",
+          "--dec-layers", "1", "--quiet", "--out", str(tmp_path)])
+    capsys.readouterr()
+    main(["eval", "--checkpoint", str(tmp_path / "best.ckpt.npz"), "--json", "--quiet"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["task"] == "detr" and {"map", "map_50", "map_75"} <= set(result)
+    with pytest.raises(SystemExit, match="--num-queries 3"):
+        main(["train", "--task", "detr", "--num-queries", "3", "--out", str(tmp_path / "x")])

@@ -134,6 +134,26 @@ def test_maskformer_outputs_and_semantic_inference():
     np.testing.assert_allclose(sem, torch.einsum("nqc,nqhw->nchw", p, m).numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow   # a ResNet18 training step and validation: several seconds
+def test_panoptic_module_step():
+    """The panoptic task's module on two shapes scenes: a training step and panoptic quality."""
+    from tinyvision.data import shapes_scenes
+    from tinyvision.train.detect import collate
+    from tinyvision.train.setpred import MaskClassifier
+
+    tv.manual_seed(0)
+    model = create_model("maskformer_resnet18", num_classes=4, num_queries=6, hidden_dim=16, mask_dim=8, nheads=2,
+                         dec_layers=2, dim_feedforward=16)
+    module = MaskClassifier(model, MaskSetCriterion(4), lambda p: tv.optim.AdamW(p, lr=1e-3))
+    scenes = shapes_scenes(2, 32, seed=0)
+    batch = collate([scenes[0], scenes[1]])
+    out = module.training_step(batch, 0)
+    assert set(out) == {"loss", "loss_ce", "loss_mask", "loss_dice"} and np.isfinite(out["loss"].item())
+    module.on_validation_epoch_start()
+    module.validation_step(batch, 0)
+    assert set(module.on_validation_epoch_end()) == {"pq", "sq", "rq"}
+
+
 def test_panoptic_inference_on_known_outputs():
     """Query 0: class 1 on the left half; query 1: class 2 on the right half; query 2: a duplicate
     of query 0, less sure; query 3: 'no object'. Expect exactly two segments, the two halves."""

@@ -417,6 +417,7 @@ def parser(task: Any = None) -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", required=True)
     r.add_argument("--task", default=None, help="(default: the checkpoint's task)")
     r.add_argument("--topk", type=positive(int), default=5)
+    r.add_argument("--point", default=None, help="prompt: a click x,y in pixels (the mask of what is there)")
     r.set_defaults(run=cmd_predict)
 
     m = sub.add_parser("models", help="list the registry with parameter counts")

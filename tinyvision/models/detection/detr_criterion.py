@@ -55,7 +55,8 @@ class SetCriterion(Module):
         self.weight_dict = dict(weight_dict or DEFAULT_WEIGHTS)
         weight = np.ones(num_classes + 1)
         weight[-1] = eos_coef
-        self.register_buffer("empty_weight", Tensor(weight))
+        # not persistent: a checkpoint of a TrainModule holding this criterion stays the model's
+        self.register_buffer("empty_weight", Tensor(weight), persistent=False)
 
     def loss_labels(self, logits: Tensor, targets: list[dict], indices: list) -> Tensor:
         n, q, c1 = logits.shape
