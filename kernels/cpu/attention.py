@@ -30,7 +30,7 @@ float64 keeps ``np.exp``.
 ``np.dot`` inside a Numba kernel calls the BLAS that SciPy links (Numba has no other), a
 library separate from NumPy's OpenBLAS. The heads and flash kernels run it from every prange
 thread at once, each on its own head or tile, so that library is held to one thread while they
-run (``_one_blas_thread``): the cores are Numba's, and no second pool wakes up.
+run (``cpu/blas.py``): the cores are Numba's, and no second pool wakes up.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ import numpy as np
 from numba import njit, prange
 
 from tinyvision.kernels.cpu import threading as _threading  # noqa: F401  (one Numba/BLAS thread policy)
+from tinyvision.kernels.cpu.blas import one_blas_thread
 from tinyvision.kernels.cpu.fastmath import exp_nonpositive as _exp
 from tinyvision.kernels.dispatch import ALGORITHMS, forced_algorithm
 
@@ -297,20 +298,6 @@ def algorithm(L: int, S: int, bias, dropout) -> str:
     return "flash" if L * S >= FLASH_MIN_SCORES else "heads"
 
 
-_blas = None
-
-
-def _one_blas_thread():
-    """Context: every BLAS library on one thread (for the kernels that call np.dot per thread)."""
-    global _blas
-    if _blas is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (load the library Numba's np.dot calls)
-        from threadpoolctl import ThreadpoolController
-
-        _blas = ThreadpoolController()
-    return _blas.limit(limits=1, user_api="blas")
-
-
 def _heads(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     """Broadcast the batch dims of (..., n, d) arrays and flatten them: contiguous (B, n, d)."""
     batch = np.broadcast_shapes(*(a.shape[:-2] for a in arrays))
@@ -331,7 +318,7 @@ def attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndar
     L, S = q.shape[-2], k.shape[-2]
     out = np.empty(qh.shape[:2] + vh.shape[2:], q.dtype)
     c = q.dtype.type(scale)
-    with _one_blas_thread():
+    with one_blas_thread():
         if name == "heads":
             probs = np.empty((qh.shape[0], L, S), q.dtype)
             _heads_forward(qh, kh, vh, out, probs, c, is_causal)
@@ -353,7 +340,7 @@ def attention_backward(grad: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.nda
     gh, qh, kh, vh = _heads(grad, q, k, v)
     dq, dk, dv = np.empty_like(qh), np.empty_like(kh), np.empty_like(vh)
     c = q.dtype.type(scale)
-    with _one_blas_thread():
+    with one_blas_thread():
         if flash:
             dsum = np.einsum("ble,ble->bl", gh, probs.out)  # D_i = g_i . out_i
             _flash_backward_kv(qh, kh, vh, gh, probs.lse, dsum, dk, dv, c, probs.causal, BLOCK_Q, BLOCK_K)

@@ -9,6 +9,12 @@ in one ``np.matmul``. The output transform reads M ((m+2)^2, P, O) and writes y 
 returned as an NCHW view (as every conv kernel here returns). Both transforms loop ``prange``
 over rows of tiles; within a tile the innermost loop runs over channels (adjacent in memory,
 so it vectorises), and the zero entries of B^T and A^T are skipped.
+
+The (m+2)^2 GEMMs run in a Numba ``prange``, one whole GEMM per thread on one BLAS thread
+(``_tile_gemms``), rather than ``np.matmul``'s loop of GEMMs each split over BLAS's threads:
+the cores belong to Numba's pool for the whole convolution, whatever BLAS's thread count is
+(it is one when NumPy was imported before tinyvision, tinyvision/threads.py), and there is no
+fork-join per GEMM.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from tinyvision.kernels.cpu import threading as _thread_policy  # noqa: F401  (before any launch)
+from tinyvision.kernels.cpu.blas import one_blas_thread
 from tinyvision.kernels.cpu.workspace import workspace
 from tinyvision.kernels.reference.conv import conv_output_size
 from tinyvision.kernels.reference.winograd import flipped_filters, transform_filters, winograd_matrices
@@ -99,6 +106,13 @@ def _output_transform(mm, y, at, tiles_h, tiles_w):
                                 dst[o] += b * t[r, nu, o]
 
 
+@njit(parallel=True, cache=True)
+def _tile_gemms(v, u, mm):
+    """mm[k] = v[k] @ u[k] for each tile position k, one GEMM per task (np.dot: SciPy's BLAS)."""
+    for k in prange(v.shape[0]):
+        np.dot(v[k], u[k], mm[k])
+
+
 def conv2d_forward_nhwc(x_nhwc: np.ndarray, w: np.ndarray, padding: tuple, m: int) -> np.ndarray:
     """x (N, H, W, C) channels-last, w (O, C, 3, 3), stride 1 -> y (N, O, OH, OW), an NCHW view
     of NHWC memory, with F(m x m, 3 x 3)."""
@@ -111,7 +125,8 @@ def conv2d_forward_nhwc(x_nhwc: np.ndarray, w: np.ndarray, padding: tuple, m: in
     v = workspace("winograd_v", (a * a, n * th * tw, c), x_nhwc.dtype)
     _input_transform(x_nhwc, v, bt, m, padding[0], padding[1], th, tw)
     mm = workspace("winograd_m", (a * a, n * th * tw, o), x_nhwc.dtype)
-    np.matmul(v, transform_filters(w, m), out=mm)       # the (m+2)^2 GEMMs
+    with one_blas_thread():
+        _tile_gemms(v, transform_filters(w, m), mm)      # the (m+2)^2 GEMMs
     y = np.empty((n, oh, ow, o), dtype=x_nhwc.dtype)
     _output_transform(mm, y, at, th, tw)
     return y.transpose(0, 3, 1, 2)
