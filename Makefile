@@ -3,8 +3,12 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# glibc returns big buffers to the OS after every op and takes page faults to get them back;
-# these two keep them (reference/performance.md, section 5.1). Used for runs and benchmarks.
+# glibc returns big freed buffers to the OS after every op and takes a page fault per 4 KiB to
+# get them back on the next one: on the 2-core development machine a torch conv forward
+# (N32, 64->64, 32x32, 3x3) took ~4,800 faults and 19-25 ms per call, and 12-13 ms without them.
+# These two keep freed memory mapped: blocks up to 32 MiB come from the heap, and the heap is
+# trimmed only past 16 GiB. Either alone does not help. Used for runs and benchmarks
+# (docs/convolution.md, section 3).
 export MALLOC_MMAP_THRESHOLD_ := 33554432
 export MALLOC_TRIM_THRESHOLD_ := 17179869184
 # idle OpenBLAS threads sleep after 2**10 cycles instead of spinning 2**28 and stealing the

@@ -16,7 +16,7 @@ The time is per call (``us/call``); a case's rows are timed in the same process 
 Run it with the allocator settings of the Makefile (``make bench`` sets them). Torch's OpenMP
 threads are told to sleep when idle (OMP_WAIT_POLICY=PASSIVE, set below before torch loads):
 spinning, they fight OpenBLAS's threads on 2 cores, and in one process alternating the two
-made both MLP steps 20-100x slower (reference/performance.md, section 5, pitfall 2). Even
+made both MLP steps 20-100x slower (docs/convolution.md, section 3, has the thread policy). Even
 so, on a shared 2-core machine a 2-thread OpenBLAS GEMM stalls whenever another process takes
 a core (one MLP step then costs ~32 ms instead of ~1.3 ms); ``--threads 1`` avoids that.
 """

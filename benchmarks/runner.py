@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-# The measured fp32 GEMM peak of the 2-core reference machine (reference/performance.md,
-# section 1): NumPy sgemm 2048^2 with 2 threads. `share_of_peak` is relative to it.
+# The fp32 GEMM peak measured on the 2-core development machine: NumPy sgemm 2048^2 with 2
+# threads, about 200 GFLOP/s (its FMA units top out near 230 at the boost clock). Set
+# TINYVISION_PEAK_GFLOPS to your machine's figure; `share_of_peak` is relative to it.
 MATMUL_PEAK_GFLOPS = float(os.environ.get("TINYVISION_PEAK_GFLOPS", "200"))
 
 

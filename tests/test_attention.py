@@ -13,7 +13,7 @@ import tinyvision as tv
 import tinyvision.nn.functional as F
 from tests.conftest import requires_gpu
 from tests.helpers import DTYPES, check_against_torch, tol
-from tests.test_pooling import run_under_boundscheck
+from tests.boundscheck import run_under_boundscheck
 from tinyvision.kernels import dispatch
 from tinyvision.kernels.reference import attention as ref
 
@@ -192,18 +192,6 @@ def test_dropout_statistics_and_gradient(rung):
         tv.gradcheck(dropped_attention, qkv)
 
 
-def test_float32_exp_of_the_fused_softmax():
-    """The Numba rung's own float32 exp: within 2 ulp of the exact value on [-87, 0], 0 below
-    (subnormal results are flushed), NaN kept."""
-    from tinyvision.kernels.cpu.attention import _expf
-
-    x = np.concatenate([np.linspace(-87, 0, 20001), -np.geomspace(1e-8, 1, 200)]).astype(np.float32)
-    ours = np.array([_expf(v) for v in x])
-    np.testing.assert_allclose(ours, np.exp(x.astype(np.float64)), rtol=2.4e-7, atol=0)
-    assert _expf(np.float32(-np.inf)) == 0 and _expf(np.float32(-100)) == 0 and _expf(np.float32(0)) == 1
-    assert np.isnan(_expf(np.float32(np.nan)))
-
-
 # --------------------------------------------------------------------------- Numba bounds
 
 def test_numba_kernels_stay_in_bounds():
@@ -241,3 +229,33 @@ def test_bad_input_names_the_arguments():
         F.scaled_dot_product_attention(q, k, v, dropout_p=1.5)
     with pytest.raises(TypeError, match="query must be a float Tensor"):
         F.scaled_dot_product_attention(tv.zeros((4,)), k, v)
+
+
+# --------------------------------------------------------------------------- grouped-query attention
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hq, hkv, causal", [(4, 2, False), (6, 3, True), (3, 1, False), (2, 2, True)])
+def test_enable_gqa_matches_torch(hq, hkv, causal, dtype):
+    """Query heads share key/value heads in consecutive groups; the shared heads' gradients
+    sum over the query heads they served."""
+    rng = np.random.default_rng(hq * 10 + hkv)
+    q, k = rng.standard_normal((2, hq, 3, 4)), rng.standard_normal((2, hkv, 5, 4))
+    v = rng.standard_normal((2, hkv, 5, 2))
+    if causal:
+        k, v = k[:, :, :3], v[:, :, :3]
+    cast = [a.astype(dtype) for a in (q, k, v)]
+    check_against_torch(lambda *t: F.scaled_dot_product_attention(*t, is_causal=causal, enable_gqa=True),
+                        lambda *t: TF.scaled_dot_product_attention(*t, is_causal=causal, enable_gqa=True),
+                        cast, scale=SCALE32[dtype])
+    if dtype == np.float64:
+        assert tv.gradcheck(lambda *t: F.scaled_dot_product_attention(*t, is_causal=causal, enable_gqa=True),
+                            [tv.tensor(a, requires_grad=True) for a in (q, k, v)])
+
+
+def test_enable_gqa_bad_heads_are_named():
+    q, k = tv.zeros((1, 4, 3, 2)), tv.zeros((1, 3, 3, 2))
+    with pytest.raises(ValueError, match=r"the query's heads \(4\) to be a multiple of it.*key \(1, 3, 3, 2\)"):
+        F.scaled_dot_product_attention(q, k, k, enable_gqa=True)
+    with pytest.raises(ValueError, match="enable_gqa needs a heads dim"):
+        F.scaled_dot_product_attention(tv.zeros((3, 2)), tv.zeros((3, 2)), tv.zeros((3, 2)), enable_gqa=True)
+    with pytest.raises(ValueError, match="batch dims"):  # without enable_gqa the head counts must broadcast
+        F.scaled_dot_product_attention(q, tv.zeros((1, 2, 3, 2)), tv.zeros((1, 2, 3, 2)))

@@ -1,4 +1,5 @@
-"""conv2d, conv_transpose2d, unfold and fold against PyTorch, by gradcheck, and on bad input.
+"""conv1d, conv2d, conv3d, conv_transpose2d, unfold and fold against PyTorch, by gradcheck,
+and on bad input.
 
 Each forward/backward comparison runs on the reference rung (NumPy) and on the Numba rung, so
 that both are checked against torch directly, not only against each other.
@@ -134,6 +135,54 @@ def test_conv2d_gradcheck(rung):
                                                      groups=2), [x, w, b])
 
 
+# --------------------------------------------------------------------------- conv1d / conv3d
+@st.composite
+def conv_nd_cases(draw, k: int):
+    """A valid conv with k spatial dims: per axis kernel, stride, padding, dilation, size."""
+    groups = draw(st.sampled_from([1, 2]))
+    cg, og = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(k))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(k))
+    if draw(st.integers(0, 3)) == 0:
+        stride, padding = (1,) * k, "same"
+        pads = (0,) * k
+    else:
+        stride = tuple(draw(st.integers(1, 2)) for _ in range(k))
+        padding = pads = tuple(draw(st.integers(0, 1)) for _ in range(k))
+    size = tuple(max(1, d * (kk - 1) + 1 - 2 * p) + draw(st.integers(0, 2))
+                 for kk, d, p in zip(kernel, dilation, pads))
+    return dict(x=(draw(st.integers(1, 2)), groups * cg) + size, w=(groups * og, cg) + kernel, stride=stride,
+                padding=padding, dilation=dilation, groups=groups)
+
+
+@pytest.mark.parametrize("rung", RUNGS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k, ours, theirs", [(1, F.conv1d, TF.conv1d), (3, F.conv3d, TF.conv3d)],
+                         ids=["conv1d", "conv3d"])
+@settings(max_examples=8)
+@given(data=st.data())
+def test_conv1d_conv3d_match_torch(k, ours, theirs, dtype, rung, data):
+    """Both run on the conv2d ladder (a unit axis; a sum over depth taps): each rung vs torch."""
+    case = data.draw(conv_nd_cases(k))
+    x, w, b = _arrays(np.random.default_rng(11), case["x"], case["w"], (case["w"][0],), dtype=dtype)
+    kw = {key: case[key] for key in ("stride", "padding", "dilation", "groups")}
+    _compare(lambda x, w, b: ours(x, w, b, **kw), lambda x, w, b: theirs(x, w, b, **kw), [x, w, b], dtype, rung)
+
+
+@pytest.mark.parametrize("k, ours", [(1, F.conv1d), (3, F.conv3d)], ids=["conv1d", "conv3d"])
+def test_conv1d_conv3d_gradcheck_and_unbatched(k, ours):
+    rng = np.random.default_rng(12)
+    x, w, b = (tv.tensor(a, requires_grad=True) for a in _arrays(rng, (2, 4) + (5,) * k, (4, 2) + (2,) * k, (4,),
+                                                                    dtype=np.float64))
+    kw = dict(stride=(2,) + (1,) * (k - 1), padding=(1,) + (0,) * (k - 1), dilation=(1,) * (k - 1) + (2,), groups=2)
+    assert tv.gradcheck(lambda x, w, b: ours(x, w, b, **kw), [x, w, b])
+    theirs = TF.conv1d if k == 1 else TF.conv3d
+    x0, w0 = x.detach().numpy()[0], w.detach().numpy()
+    out = ours(tv.tensor(x0), tv.tensor(w0), padding="same", groups=2)
+    expected = theirs(torch.tensor(x0), torch.tensor(w0), padding="same", groups=2).numpy()
+    np.testing.assert_allclose(out.numpy(), expected, **tol(np.float64, SUM_SCALE))
+
+
 # --------------------------------------------------------------------------- conv_transpose2d
 @st.composite
 def transpose_cases(draw):
@@ -218,6 +267,19 @@ def test_gpu_functions_match_torch(name, dtype):
     _compare(lambda c: F.fold(c, xs[2:], **ku), lambda c: TF.fold(c, xs[2:], **ku), [cols], dtype, "gpu")
 
 
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gpu_conv1d_conv3d_match_torch(dtype):
+    """conv1d and conv3d on CUDA tensors reach the CuPy conv2d rung (through autograd) vs torch."""
+    rng = np.random.default_rng(13)
+    for ours, theirs, xs, ws in [(F.conv1d, TF.conv1d, (2, 4, 9), (6, 2, 3)),
+                                 (F.conv3d, TF.conv3d, (2, 4, 5, 6, 4), (6, 2, 3, 2, 2))]:
+        x, w, b = _arrays(rng, xs, ws, (ws[0],), dtype=dtype)
+        kw = dict(stride=2, padding=1, groups=2)
+        _compare(lambda x, w, b: ours(x, w, b, **kw), lambda x, w, b: theirs(x, w, b, **kw), [x, w, b], dtype, "gpu")
+
+
 # --------------------------------------------------------------------------- bad input
 def _t(*shape, dtype=np.float32):
     return tv.zeros(*shape, dtype=dtype)
@@ -248,6 +310,14 @@ def _t(*shape, dtype=np.float32):
     (lambda: F.unfold(_t(1, 2, 3, 3), kernel_size=4), r"output height would be 0"),
     (lambda: F.fold(_t(1, 8, 5), (4, 4), kernel_size=2), r"5 columns.*3 x 3 = 9 blocks"),
     (lambda: F.fold(_t(1, 7, 9), (4, 4), kernel_size=2), r"7 rows.*not divisible"),
+    (lambda: F.conv1d(_t(2, 3, 8), _t(4, 2, 3)), r"conv1d: input has 3 channels.*expects 2"),
+    (lambda: F.conv1d(_t(2, 3, 2), _t(4, 3, 3)), r"conv1d: output length would be 0"),
+    (lambda: F.conv1d(_t(2, 3, 8, 8), _t(4, 3, 3)), r"conv1d: input must be 3-D \(N, C, L\)"),
+    (lambda: F.conv1d(_t(2, 3, 8), _t(4, 3, 3), stride=(1, 2)), r"conv1d: stride must be an int or a tuple of 1 ints"),
+    (lambda: F.conv3d(_t(2, 3, 4, 4, 4), _t(4, 3, 3, 3)), r"conv3d: weight must be 5-D"),
+    (lambda: F.conv3d(_t(2, 3, 2, 4, 4), _t(4, 3, 3, 3, 3)), r"conv3d: output depth would be 0"),
+    (lambda: F.conv3d(_t(2, 3, 4, 4, 4), _t(4, 3, 3, 3, 3), stride=2, padding="same"),
+     r"conv3d: padding='same' needs stride 1"),
 ])
 def test_bad_input_is_named(call, message):
     with pytest.raises((ValueError, TypeError), match=message):

@@ -96,3 +96,54 @@ def test_rng_state_round_trip():
 def test_bad_input_is_named(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+# ------------------------------------------------------------------ sampling
+@pytest.mark.parametrize("replacement", [True, False])
+def test_multinomial_frequencies_match_pytorchs(replacement):
+    """Same weights, many draws: the frequency of each category (and, without replacement,
+    of each category as the first and second pick) agrees with PyTorch's within sampling noise."""
+    weights = np.array([[0.1, 0.0, 3.0, 1.0, 0.9], [2.0, 2.0, 0.0, 0.0, 1.0]])
+    tv.manual_seed(0)
+    torch.manual_seed(0)
+    draws = 4000
+    ours = tv.multinomial(tv.tensor(weights).repeat(draws // 2, 1), 2, replacement).numpy()
+    theirs = torch.multinomial(torch.tensor(weights).repeat(draws // 2, 1), 2, replacement).numpy()
+    assert ours.shape == theirs.shape == (draws, 2) and ours.dtype == np.int64
+    for pick in (0, 1):
+        for row in (0, 1):
+            f_ours = np.bincount(ours[row::2, pick], minlength=5) / (draws // 2)
+            f_theirs = np.bincount(theirs[row::2, pick], minlength=5) / (draws // 2)
+            np.testing.assert_allclose(f_ours, f_theirs, atol=0.05)
+            assert f_ours[weights[row] == 0].sum() == 0  # a zero weight is never drawn
+    if not replacement:
+        assert (ours[:, 0] != ours[:, 1]).all()
+
+
+def test_multinomial_and_bernoulli_are_seeded():
+    runs = []
+    for _ in range(2):
+        tv.manual_seed(7)
+        p = tv.full((1000,), 0.3)
+        runs.append((tv.multinomial(tv.tensor([1.0, 2.0, 3.0]), 5, True).numpy(), tv.bernoulli(p).numpy(),
+                     p.bernoulli(0.9).numpy()))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    _, b03, b09 = runs[0]
+    assert b03.dtype == np.float32 and set(np.unique(b03)) == {0.0, 1.0}
+    assert abs(b03.mean() - 0.3) < 0.05 and abs(b09.mean() - 0.9) < 0.05
+
+
+MULTINOMIAL_BAD = [
+    (lambda: tv.multinomial(tv.tensor([1.0, -1.0]), 1), "contains either inf, nan or element < 0"),
+    (lambda: tv.multinomial(tv.tensor([0.0, 0.0]), 1), r"sum of probabilities <= 0"),
+    (lambda: tv.multinomial(tv.tensor([1.0, 0.0, 2.0]), 3), "cannot sample 3 samples without replacement from a row with 2 nonzero weights"),
+    (lambda: tv.multinomial(tv.ones(2, 2, 2), 1), r"input must be 1-D or 2-D, got shape \(2, 2, 2\)"),
+    (lambda: tv.bernoulli(tv.tensor([0.5, 1.5])), r"probabilities must lie in \[0, 1\], got min 0.5, max 1.5"),
+]
+
+
+@pytest.mark.parametrize("call, message", MULTINOMIAL_BAD)
+def test_sampling_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

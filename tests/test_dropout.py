@@ -53,12 +53,44 @@ def test_identity_when_not_training_or_p_zero_and_zero_when_p_one(ours):
     assert float(ours(x, 1.0).abs().sum()) == 0.0
 
 
-def test_seeded():
-    x = tv.ones((4, 8, 2, 2))
-    tv.manual_seed(3)
-    a = F.dropout2d(x).numpy()
-    tv.manual_seed(3)
-    np.testing.assert_array_equal(a, F.dropout2d(x).numpy())
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_dropout_statistics(p):
+    """Each element is zeroed with probability p; the rest are scaled by 1/(1-p) so the mean
+    is kept. With n = 100,000 elements the standard error of the zero fraction is
+    sqrt(p(1-p)/n) <= 0.0016 and that of the mean sqrt(p/((1-p)n)) <= 0.0064: we allow 5x."""
+    tv.manual_seed(0)
+    n = 100_000
+    x = tv.ones(n, requires_grad=True)
+    y = F.dropout(x, p)
+    out = y.detach().numpy()
+    zeros = (out == 0).mean()
+    assert abs(zeros - p) < 5 * np.sqrt(p * (1 - p) / n)
+    assert abs(out.mean() - 1.0) < 5 * np.sqrt(p / ((1 - p) * n))
+    np.testing.assert_allclose(out[out != 0], 1 / (1 - p), rtol=1e-6)  # float32
+    # gradient: mask / (1 - p), the same mask as the forward
+    u = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    (y * tv.tensor(u)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), u * (out != 0) / (1 - p), rtol=1e-6)
+
+
+def test_dropout_modes():
+    """eval and p = 0 are the identity; p = 1 zeroes everything; the seed repeats the mask;
+    float64 stays float64; the gradient matches finite differences for a fixed mask."""
+    x = tv.randn(3, 4)
+    assert F.dropout(x, 0.5, training=False) is x
+    assert F.dropout(x, 0.0) is x
+    assert not F.dropout(x, 1.0).numpy().any()
+    tv.manual_seed(7)
+    first = F.dropout(x, 0.5).numpy()
+    tv.manual_seed(7)
+    np.testing.assert_array_equal(F.dropout(x, 0.5).numpy(), first)
+    x64 = tv.randn(3, 4, dtype=np.float64, requires_grad=True)
+    assert F.dropout(x64, 0.3).dtype == np.float64
+
+    def fixed_mask(t):
+        tv.manual_seed(3)
+        return F.dropout(t, 0.3)
+    tv.gradcheck(fixed_mask, [x64])
 
 
 def test_dropout2d_on_3d_input_is_torch_2_channelwise_1d():

@@ -64,6 +64,17 @@ UNARY = {
                   lambda x: away_from(x, (0.2,))),
     "clip_max": (lambda x: tv.clip(x, max=0.2), lambda x: torch.clip(x, max=0.2),
                  lambda x: away_from(x, (0.2,))),
+    "square": (tv.square, torch.square, None),
+    "erf": (tv.erf, torch.erf, lambda x: 2 * x),
+    # piecewise constant: the gradient is 0; inputs kept off the jumps
+    "floor": (tv.floor, torch.floor, lambda x: np.floor(3 * x) + 0.3),
+    "ceil": (lambda x: x.ceil(), lambda x: x.ceil(), lambda x: np.floor(3 * x) + 0.3),
+    "round": (tv.round, torch.round, lambda x: np.floor(3 * x) + 0.3),
+    "round_decimals": (lambda x: tv.round(x, decimals=2), lambda x: torch.round(x, decimals=2),
+                       lambda x: np.floor(300 * x) / 100 + 0.003),
+    "round_negative_decimals": (lambda x: x.round(decimals=-1), lambda x: x.round(decimals=-1),
+                                lambda x: np.floor(3 * x) * 10 + 3),
+    "sign": (tv.sign, torch.sign, lambda x: away_from(x, (0,))),
 }
 
 
@@ -93,6 +104,10 @@ BINARY = {
     "pow": (tv.pow, torch.pow, _positive, None),
     "maximum": (tv.maximum, torch.maximum, None, None),
     "minimum": (tv.minimum, torch.minimum, None, None),
+    "atan2": (tv.atan2, torch.atan2, None, _nonzero),
+    "add_alpha": (lambda a, b: tv.add(a, b, alpha=-1.5), lambda a, b: torch.add(a, b, alpha=-1.5), None, None),
+    "sub_alpha": (lambda a, b: a.sub(b, alpha=2), lambda a, b: a.sub(b, alpha=2), None, None),
+    "lerp_scalar_weight": (lambda a, b: tv.lerp(a, b, 0.3), lambda a, b: torch.lerp(a, b, 0.3), None, None),
 }
 
 
@@ -107,6 +122,58 @@ def test_binary_broadcast(name, shapes, seed):
     if name in ("maximum", "minimum"):  # even vs odd tenths: never a tie (ties are tested below)
         a, b = (0.2 * rng.integers(-5, 5, s) + 0.1 * i for i, s in enumerate(shapes.input_shapes))
     check(ours, theirs, [a, b])
+
+
+@settings(max_examples=8)
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, min_side=0, max_side=3),
+       seed=SEEDS)
+def test_lerp_with_tensor_weight(shapes, seed):
+    rng = np.random.default_rng(seed)
+    a, b, w = (rng.standard_normal(s) for s in shapes.input_shapes)
+    check(tv.lerp, torch.lerp, [a, b, w])
+    check(lambda a, b, w: a.lerp(b, w), lambda a, b, w: a.lerp(b, w), [a, b, w])
+
+
+VALUES = np.array([[0.0, -1.5, np.nan, np.inf], [-np.inf, 1.0, 1.0 + 1e-7, 2.0]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_float_predicates_and_closeness(dtype):
+    x = VALUES.astype(dtype)
+    ours, theirs = tv.tensor(x), torch.tensor(x)
+    for name in ("isnan", "isinf", "isfinite"):
+        np.testing.assert_array_equal(getattr(tv, name)(ours).numpy(), getattr(torch, name)(theirs).numpy())
+        np.testing.assert_array_equal(getattr(ours, name)().numpy(), getattr(theirs, name)().numpy())
+    other = np.ones_like(x)
+    for kw in ({}, dict(rtol=0, atol=1e-6), dict(equal_nan=True)):
+        np.testing.assert_array_equal(tv.isclose(ours, tv.tensor(other), **kw).numpy(),
+                                      torch.isclose(theirs, torch.tensor(other), **kw).numpy())
+        assert ours.allclose(ours, **kw) == theirs.allclose(theirs, **kw)
+    assert tv.allclose(tv.ones(3), tv.ones(3) + 1e-9) and not tv.allclose(tv.ones(3), tv.zeros(3))
+
+
+def test_comparison_methods_match_operators_and_pytorch():
+    a, b = np.array([[1.0, 2.0, 3.0]]), np.array([[2.0], [1.0]])
+    for name in ("eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or"):
+        ours = getattr(tv.tensor(a), name)(tv.tensor(b))
+        theirs = getattr(torch.tensor(a), name)(torch.tensor(b))
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    np.testing.assert_array_equal(tv.tensor(a).logical_not().numpy(), torch.tensor(a).logical_not().numpy())
+
+
+def test_integer_floor_ceil_round_keep_the_values():
+    x = [[-3, 0, 7]]
+    for name in ("floor", "ceil", "round", "sign"):
+        ours, theirs = getattr(tv, name)(tv.tensor(x)), getattr(torch, name)(torch.tensor(x))
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_alpha_must_be_a_number_and_integral_for_integers():
+    with pytest.raises(TypeError, match="add: alpha must be a number"):
+        tv.add(tv.ones(2), tv.ones(2), alpha="2")
+    for lib in (tv, torch):
+        with pytest.raises(RuntimeError, match="argument alpha must not be a floating point number"):
+            lib.add(lib.tensor([1, 2]), lib.tensor([1, 2]), alpha=0.5)
 
 
 @settings(max_examples=15)

@@ -139,6 +139,15 @@ def test_photo_split_and_loading():
     assert photo_module.PHOTOS[-1] == "camera"
 
 
+@pytest.mark.slow
+def test_flower_is_scikit_learns_sample_image():
+    """Read from scikit-learn's package folder without importing scikit-learn (slow to import)."""
+    from sklearn.datasets import load_sample_image
+
+    want = load_sample_image("flower.jpg").astype(np.float64) @ np.array([0.2125, 0.7154, 0.0721]) / 255
+    np.testing.assert_allclose(imaging.load_photo("flower")[0], want, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------- patches
 def test_patch_dataset_is_seeded_per_epoch():
     photos = [image((1, 20, 12), seed=1), image((1, 10, 16), seed=2)]
@@ -154,7 +163,7 @@ def test_patch_dataset_is_seeded_per_epoch():
              for t in range(photo.shape[1] - 7) for l in range(photo.shape[2] - 7) for k in range(8)]
     for i in range(4):
         assert any(np.array_equal(c.astype(np.float32), data[i][1]) for c in crops)
-    with pytest.raises(ValueError, match=r"patch_size 11 exceeds photos of shape \[\(1, 10, 16\)\]"):
+    with pytest.raises(ValueError, match=r"patch_size 11 \(\+ 2 x margin 0\) exceeds photos of shape \[\(1, 10, 16\)\]"):
         imaging.PatchDataset(photos, 11, lambda p, rng: p, length=1)
     with pytest.raises(IndexError):
         data[10]
@@ -166,3 +175,17 @@ def test_degraded_images_are_fixed():
     b = imaging.DegradedImages(photos, lambda p, rng: imaging.gaussian_noise(p, 25, rng), seed=7)
     np.testing.assert_array_equal(a[0][0], b[0][0])
     np.testing.assert_array_equal(a[0][1], photos[0])
+
+
+def test_patch_margin_blurs_with_the_real_surroundings():
+    """With margin = the kernel's radius, a training patch is exactly the crop of the blurred photo."""
+    photo = image((1, 24, 26), seed=3)
+    k = imaging.gaussian_kernel(5, 1.0)
+    data = imaging.PatchDataset([photo], 8, lambda p, rng: imaging.blur(p, k), length=3, augment=False, margin=2)
+    blurred = imaging.blur(photo, k)
+    for i in range(3):
+        degraded, clean = data[i]
+        assert clean.shape == degraded.shape == (1, 8, 8)
+        (top, left), = [(t, l) for t in range(17) for l in range(19)
+                        if np.array_equal(photo[:, t:t + 8, l:l + 8].astype(np.float32), clean)]
+        np.testing.assert_allclose(degraded, blurred[:, top:top + 8, left:left + 8], atol=1e-6)

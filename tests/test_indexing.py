@@ -175,7 +175,7 @@ def test_masked_fill(data_, shape, value):
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda x: x.gather(1, tv.tensor([[0, 3]])), IndexError, r"\[0, 3\) for dim 1; got min 0, max 3"),
+    (lambda x: x.gather(1, tv.tensor([[0, 3]])), IndexError, r"\[0, 3\) for dim 1 of size 3; got min 0, max 3"),
     (lambda x: x.gather(1, tv.tensor([0, 1])), ValueError, r"index shape \(2,\) does not fit input shape \(2, 3\)"),
     (lambda x: x.gather(0, tv.tensor([[0.0]])), TypeError, r"integer tensor, got dtype float32"),
     (lambda x: tv.index_select(x, 1, tv.tensor([[0]])), ValueError, r"must be 1-D, got shape \(1, 1\)"),
@@ -185,3 +185,144 @@ def test_masked_fill(data_, shape, value):
 def test_bad_input_is_named(call, error, match):
     with pytest.raises(error, match=match):
         call(tv.zeros(2, 3))
+
+
+# ------------------------------------------------------------------ scatter family
+from hypothesis import settings  # noqa: E402
+
+from tests.helpers import check_op as check_both  # noqa: E402
+
+
+def _scatter_case(seed, shape, dim, unique):
+    """input of ``shape``, an index along ``dim`` no larger than input, and src of index's
+    shape. With ``unique`` no position is written twice (a plain scatter's result is then
+    defined; PyTorch leaves repeated writes unordered)."""
+    rng = np.random.default_rng(seed)
+    n = shape[dim]
+    idx_shape = tuple(rng.integers(1, s + 1) for s in shape)
+    if unique:
+        idx = np.argsort(rng.random(shape), axis=dim)[tuple(slice(0, k) for k in idx_shape)]
+    else:
+        idx = rng.integers(0, n, idx_shape)
+    return rng.standard_normal(shape), idx, rng.standard_normal(idx_shape)
+
+
+@settings(max_examples=8)
+@given(seed=st.integers(0, 2**32 - 1), shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4), data=st.data())
+def test_scatter_and_scatter_add(seed, shape, data):
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x, idx, src = _scatter_case(seed, shape, dim % len(shape), unique=True)
+    check_both(lambda a, i, s: tv.scatter(a, dim, i, s), lambda a, i, s: torch.scatter(a, dim, i, s), [x, idx, src])
+    check_both(lambda a, i: a.scatter(dim, i, value=2.5), lambda a, i: a.scatter(dim, i, value=2.5), [x, idx])
+    x, idx, src = _scatter_case(seed, shape, dim % len(shape), unique=False)
+    check_both(lambda a, i, s: tv.scatter_add(a, dim, i, s), lambda a, i, s: torch.scatter_add(a, dim, i, s), [x, idx, src])
+
+
+@pytest.mark.parametrize("reduce", ["add", "multiply"])
+def test_scatter_reduce_forward(reduce):
+    x, idx, src = _scatter_case(0, (3, 4), 1, unique=False)
+    ours = tv.scatter(tv.tensor(x), 1, tv.tensor(idx), tv.tensor(src), reduce=reduce)
+    theirs = torch.scatter(torch.tensor(x), 1, torch.tensor(idx), torch.tensor(src), reduce=reduce)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+
+
+def test_scatter_with_src_larger_than_index_uses_its_leading_part():
+    x, idx = np.zeros((2, 3)), np.array([[2, 0], [1, 2]])
+    src = np.arange(12.0).reshape(3, 4)
+    ours = tv.scatter(tv.tensor(x), 1, tv.tensor(idx), tv.tensor(src))
+    np.testing.assert_array_equal(ours.numpy(), torch.scatter(torch.tensor(x), 1, torch.tensor(idx), torch.tensor(src)).numpy())
+    assert tv.gradcheck(lambda a, s: tv.scatter(a, 1, tv.tensor(idx), s),
+                        [tv.tensor(x, requires_grad=True), tv.tensor(src, requires_grad=True)])
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("alpha", [1, -0.5])
+def test_index_add(dim, alpha):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 4))
+    idx = np.array([0, 2, 0, 1, 2])[: {0: 5, 1: 5, -1: 3}[dim]] % x.shape[dim]
+    src_shape = list(x.shape)
+    src_shape[dim] = len(idx)
+    check_both(lambda a, s: tv.index_add(a, dim, tv.tensor(idx), s, alpha=alpha),
+               lambda a, s: torch.index_add(a, dim, torch.tensor(idx), s, alpha=alpha), [x, rng.standard_normal(src_shape)])
+
+
+@settings(max_examples=8)
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=1, base_shape=(3, 4), max_dims=2), seed=st.integers(0, 2**32 - 1),
+       extra=st.integers(0, 3))
+def test_masked_scatter(shapes, seed, extra):
+    """The mask broadcasts to the input; source has at least as many elements as it selects."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random(shapes.input_shapes[0]) < 0.5
+    n = int(np.broadcast_to(mask, (3, 4)).sum()) + extra
+    check_both(lambda a, s: tv.masked_scatter(a, tv.tensor(mask), s),
+               lambda a, s: torch.masked_scatter(a, torch.tensor(mask), s),
+               [rng.standard_normal((3, 4)), rng.standard_normal(n)])
+
+
+def test_in_place_scatter_family_match_pytorch():
+    rng = np.random.default_rng(6)
+    x, idx, src = _scatter_case(6, (3, 4), 1, unique=True)
+    mask = rng.random((3, 4)) < 0.5
+    results = []
+    for lib in (tv, torch):
+        w = lib.tensor(src, requires_grad=True)
+        y = lib.tensor(x) * 1
+        y.scatter_(1, lib.tensor(idx), w)
+        y.scatter_add_(1, lib.tensor(idx), w * 2)
+        y.index_add_(0, lib.tensor([2, 0]), lib.ones(2, 4, dtype=lib.float64), alpha=3)
+        y.masked_scatter_(lib.tensor(mask), w.reshape(-1) * 3)
+        (y * y).sum().backward()
+        results.append((y.detach().numpy(), w.grad.numpy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+SCATTER_BAD = [
+    (lambda: tv.scatter(tv.ones(2, 3), 1, tv.tensor([[0, 5]]), tv.ones(2, 3)), IndexError,
+     r"scatter: index values must lie in \[0, 3\) for dim 1 of size 3; got min 0, max 5"),
+    (lambda: tv.scatter(tv.ones(2, 3), 1, tv.tensor([0, 1]), tv.ones(2, 3)), ValueError,
+     r"scatter: index of shape \(2,\) does not fit input \(2, 3\) and src \(2, 3\) for dim 1"),
+    (lambda: tv.scatter(tv.ones(2, 3), 0, tv.tensor([[0]])), TypeError, "exactly one of src"),
+    (lambda: tv.scatter_add(tv.ones(2, 3), 0, tv.tensor([[0.5]]), tv.ones(1, 1)), TypeError, "index must be an integer tensor"),
+    (lambda: tv.index_add(tv.ones(2, 3), 0, tv.tensor([0, 1]), tv.ones(3, 3)), ValueError,
+     r"index_add: source of shape \(3, 3\) must have input's shape \(2, 3\) with dim 0 of size len\(index\) = 2"),
+    (lambda: tv.masked_scatter(tv.ones(2, 3), tv.ones(2, 3) > 0, tv.ones(4)), ValueError,
+     r"masked_scatter: mask selects 6 elements but source of shape \(4,\) has only 4"),
+    (lambda: tv.masked_scatter(tv.ones(2, 3), tv.ones(2, 2) > 0, tv.ones(6)), ValueError,
+     r"mask of shape \(2, 2\) does not broadcast to input of shape \(2, 3\)"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", SCATTER_BAD)
+def test_scatter_family_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_zero_dim_index_select_and_gather_as_pytorch():
+    x = np.array(1.5)
+    check_both(lambda t: tv.index_select(t, 0, tv.tensor([0])), lambda t: torch.index_select(t, 0, torch.tensor([0])), [x])
+    check_both(lambda t: tv.gather(t, -1, tv.tensor(0)), lambda t: torch.gather(t, -1, torch.tensor(0)), [x])
+    check_both(lambda t: t.gather(0, tv.tensor([0, 0])), lambda t: t.gather(0, torch.tensor([0, 0])), [x])
+
+
+def test_embedding_index_ranks_as_pytorch():
+    """0-d and 1-d indices look rows up like PyTorch; a 1-D weight is refused, as there."""
+    weight = np.random.default_rng(7).standard_normal((4, 3))
+    for idx in (2, [1, 3, 1]):
+        check_both(lambda w: tv.embedding(tv.tensor(idx), w),
+                   lambda w: torch.nn.functional.embedding(torch.tensor(idx), w), [weight])
+    with pytest.raises(ValueError, match=r"embedding: weight must be .*got shape \(3,\)"):
+        tv.embedding(tv.tensor([1]), tv.ones(3))
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_index_put_with_index_tensors(accumulate):
+    rng = np.random.default_rng(9)
+    rows, cols = np.array([0, 2, 0]), np.array([1, 3, 1])
+    if not accumulate:
+        rows, cols = rows[:2], cols[:2]  # a repeated position without accumulate has no defined winner
+    check_both(lambda x, v: tv.index_put(x, (tv.tensor(rows), tv.tensor(cols)), v, accumulate),
+               lambda x, v: torch.index_put(x, (torch.tensor(rows), torch.tensor(cols)), v, accumulate),
+               [rng.standard_normal((3, 4)), rng.standard_normal(len(rows))])

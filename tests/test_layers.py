@@ -24,9 +24,12 @@ from tests.helpers import DTYPES, tol
 
 
 def needs(*ops: str):
-    """Skip a test whose functional op is not exported yet (other issues are adding them)."""
+    """The functional ops a layer test relies on. Every one exists now, so a missing op is a
+    failure (at collection, naming it), never a skip: a test of a feature that exists must
+    fail when the feature breaks."""
     missing = [op for op in ops if not hasattr(F, op)]
-    return pytest.mark.skipif(bool(missing), reason=f"tinyvision.nn.functional lacks {missing}")
+    assert not missing, f"tinyvision.nn.functional lacks {missing}"
+    return pytest.mark.usefixtures()  # a no-op mark: the decorator stays where it documents the ops
 
 
 def torch_dtype(dtype):
@@ -474,3 +477,126 @@ def test_layer_gradients_by_finite_differences(name, make, shapes, kwargs):
         return out[0] if isinstance(out, tuple) else out
 
     assert tv.gradcheck(fn, xs + params, mode="random", n_directions=4)
+
+
+# ----------------------------------------------------------------------------- layers added in #12
+X3 = lambda shape: 3 * X(shape)  # noqa: E731  (activations: reach past their bends at +-3, 6)
+NEW_LAYERS = [  # (id, make, input, float32 scale) -- each also compared by repr
+    ("LeakyReLU", lambda lib: lib.LeakyReLU(0.2), X3((3, 4)), 1),
+    ("PReLU", lambda lib: lib.PReLU(), X3((2, 3, 4)), 1),
+    ("PReLU-per-channel", lambda lib: lib.PReLU(3, init=0.1), X3((2, 3, 2, 2)), 1),
+    ("ELU", lambda lib: lib.ELU(0.5), X3((3, 4)), 1),
+    ("ReLU6", lambda lib: lib.ReLU6(), X3((3, 4)), 1),
+    ("Hardtanh", lambda lib: lib.Hardtanh(-0.5, 2.0), X3((3, 4)), 1),
+    ("SELU", lambda lib: lib.SELU(), X3((3, 4)), 1),
+    ("Hardswish", lambda lib: lib.Hardswish(), X3((3, 4)), 1),
+    ("Hardsigmoid", lambda lib: lib.Hardsigmoid(), X3((3, 4)), 1e3),  # torch's float 1/6 (test_activation.py)
+    ("Mish", lambda lib: lib.Mish(), X3((3, 4)), 1),
+    ("Softplus", lambda lib: lib.Softplus(2.0, 5.0), X3((3, 4)), 1),
+    ("LogSigmoid", lambda lib: lib.LogSigmoid(), X3((3, 4)), 1),
+    ("Softsign", lambda lib: lib.Softsign(), X3((3, 4)), 1),
+    ("GLU", lambda lib: lib.GLU(1), X((3, 4, 2)), 1),
+    # conv: float32 scale 10, each output sums up to 12 products
+    ("Conv1d", lambda lib: lib.Conv1d(4, 6, 3, stride=2, padding=1, groups=2), X((2, 4, 9)), 10),
+    ("Conv1d-same-reflect", lambda lib: lib.Conv1d(3, 2, 4, padding="same", padding_mode="reflect"), X((2, 3, 7)), 10),
+    ("Conv3d", lambda lib: lib.Conv3d(2, 4, (2, 3, 2), stride=(1, 2, 1), padding=1, bias=False), X((2, 2, 4, 5, 3)), 10),
+    ("Conv3d-dilated-replicate", lambda lib: lib.Conv3d(2, 2, 2, dilation=(2, 1, 1), padding=1,
+                                                        padding_mode="replicate"), X((1, 2, 4, 3, 3)), 10),
+    ("Unfold", lambda lib: lib.Unfold((2, 3), padding=1, stride=(1, 2)), X((2, 3, 4, 5)), 1),
+    ("Fold", lambda lib: lib.Fold((4, 5), 2), X((2, 8, 12)), 1),
+    ("PixelShuffle", lambda lib: lib.PixelShuffle(2), X((2, 8, 3, 2)), 1),
+    ("PixelUnshuffle", lambda lib: lib.PixelUnshuffle(2), X((2, 2, 4, 6)), 1),
+    ("ZeroPad2d", lambda lib: lib.ZeroPad2d((1, 2, 0, 3)), X((2, 3, 4, 4)), 1),
+    ("ConstantPad2d", lambda lib: lib.ConstantPad2d(1, 2.5), X((3, 4, 4)), 1),
+    ("ReflectionPad2d", lambda lib: lib.ReflectionPad2d(2), X((2, 3, 4, 5)), 1),
+    ("ReplicationPad2d", lambda lib: lib.ReplicationPad2d((1, 0, 2, 1)), X((2, 3, 4, 5)), 1),
+    ("Unflatten", lambda lib: lib.Unflatten(1, (2, 3)), X((4, 6, 2)), 1),
+    ("InstanceNorm2d", lambda lib: lib.InstanceNorm2d(3), X((2, 3, 4, 5)), 4),  # 4: the norms' cancellation
+    ("InstanceNorm2d-affine-unbatched", lambda lib: lib.InstanceNorm2d(3, affine=True), X((3, 4, 5)), 4),
+    ("InstanceNorm1d-affine", lambda lib: lib.InstanceNorm1d(3, affine=True, eps=1e-3), X((2, 3, 6)), 4),
+    ("InstanceNorm3d", lambda lib: lib.InstanceNorm3d(2, affine=True), X((2, 2, 3, 2, 4)), 4),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,make,x,scale", NEW_LAYERS, ids=[c[0] for c in NEW_LAYERS])
+def test_new_layers_match_torch(name, make, x, scale, dtype):
+    ours, theirs = make(nn), randomize(make(torch.nn))
+    assert repr(ours) == repr(theirs)
+    parity(ours, theirs, [x], dtype, scale if dtype == np.float32 or name == "Hardsigmoid" else 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_instance_norm_running_stats_train_then_eval_match_torch(dtype):
+    """track_running_stats: train steps update the buffers as torch (keys and values, and
+    num_batches_tracked stays 0 as in torch's InstanceNorm), eval then normalises with them."""
+    make = lambda lib: lib.InstanceNorm2d(3, affine=True, momentum=0.3, track_running_stats=True)  # noqa: E731
+    ours, theirs = make(nn), randomize(make(torch.nn))
+    assert repr(ours) == repr(theirs)
+    for step in range(2):
+        parity(ours, theirs, [X((2, 3, 4, 4)) + step], dtype, scale=4)
+    for key, v in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[key].numpy(), v.numpy(), **tol(dtype), err_msg=key)
+    ours.eval(), theirs.eval()
+    parity(ours, theirs, [X((2, 3, 4, 4))], dtype, scale=4)
+
+
+def test_dropout_channel_layers():
+    for name in ("Dropout1d", "Dropout2d", "Dropout3d"):
+        ours, theirs = getattr(nn, name)(0.3), getattr(torch.nn, name)(0.3)
+        assert repr(ours) == repr(theirs)
+        x = tv.ones((2, 4) + (3,) * int(name[-2]))
+        y = ours(x).numpy()
+        assert ((y == 0) | np.isclose(y, 1 / 0.7)).all()
+        assert ours.eval()(x) is x
+
+
+def test_parameter_list_and_dict_keys_match_torch():
+    shapes = [(2,), (3, 2)]
+    ours = nn.ParameterList([nn.Parameter(np.zeros(s, dtype=np.float32)) for s in shapes])
+    theirs = torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(s)) for s in shapes])
+    ours.append(tv.ones(4))  # a plain Tensor is wrapped in a Parameter, as torch
+    theirs.append(torch.ones(4))
+    assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == \
+        [(k, tuple(v.shape)) for k, v in theirs.state_dict().items()]
+    assert isinstance(ours[2], nn.Parameter) and ours[-1].requires_grad and len(ours) == 3
+    holder = nn.Module()
+    holder.scales = nn.ParameterDict({"a": nn.Parameter(np.ones(2)), "b": tv.zeros(3)})
+    assert list(holder.state_dict()) == ["scales.a", "scales.b"]
+    assert len(list(holder.parameters())) == 2 and "a" in holder.scales
+    with pytest.raises(TypeError, match="ParameterList: expected a Parameter or Tensor, got list"):
+        ours.append([1.0])
+    with pytest.raises(IndexError, match="ParameterList: index 5 is out of range for length 3"):
+        ours[5]
+
+
+def test_new_layer_errors_are_named():
+    with pytest.raises(ValueError, match=r"ZeroPad2d: padding must be an int or a tuple of 4 ints, got \(1, 2\)"):
+        nn.ZeroPad2d((1, 2))
+    with pytest.raises(ValueError, match=r"InstanceNorm2d: expected input with 3 channels \(dim 1\), got shape"):
+        nn.InstanceNorm2d(3)(tv.zeros((2, 4, 3, 3)))
+    with pytest.raises(ValueError, match=r"InstanceNorm2d: expected 3-d \(unbatched\) or 4-d input"):
+        nn.InstanceNorm2d(3)(tv.zeros((2, 3)))
+    with pytest.raises(ValueError, match="Conv3d: kernel_size must be an int or a tuple of 3 ints"):
+        nn.Conv3d(2, 2, (1, 2))
+    with pytest.raises(ValueError, match=r"Dropout2d: p must be in \[0, 1\], got 2"):
+        nn.Dropout2d(2)
+
+
+@pytest.mark.parametrize("name", ["Conv1d", "Conv3d", "Unfold", "Fold", "InstanceNorm1d", "InstanceNorm2d",
+                                  "InstanceNorm3d", "Dropout1d", "Dropout2d", "Dropout3d", "PixelShuffle",
+                                  "PixelUnshuffle", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d",
+                                  "ReplicationPad2d", "Unflatten", "ParameterList", "ParameterDict", "PReLU",
+                                  "LeakyReLU", "ELU", "ReLU6", "SELU", "Hardswish", "Hardsigmoid", "Mish", "Softplus",
+                                  "GLU", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
+                                  "TransformerDecoder", "Transformer"])
+def test_new_layer_signatures_are_torchs(name):
+    """Constructor and forward parameters in torch's order (Hardtanh's deprecated min_value /
+    max_value aliases are left out)."""
+    import inspect
+
+    ours, theirs = getattr(nn, name), getattr(torch.nn, name)
+    assert list(inspect.signature(ours.__init__).parameters) == list(inspect.signature(theirs.__init__).parameters)
+    if name not in ("ParameterList", "ParameterDict"):  # containers: no forward
+        assert list(inspect.signature(ours.forward).parameters) == list(inspect.signature(theirs.forward).parameters)

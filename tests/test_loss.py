@@ -1,12 +1,15 @@
-"""Losses and dropout against PyTorch (float32 and float64) and finite differences.
+"""Losses against PyTorch (float32 and float64) and finite differences.
 
 Only the float inputs (logits, probability targets) are differentiated; class indices and
 weights pass through unchanged on both sides.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+import torch
 import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -164,46 +167,6 @@ def test_regression_losses_at_kinks(dtype):
         check_against_torch(ours, theirs, [x, y])
 
 
-@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
-def test_dropout_statistics(p):
-    """Each element is zeroed with probability p; the rest are scaled by 1/(1-p) so the mean
-    is kept. With n = 100,000 elements the standard error of the zero fraction is
-    sqrt(p(1-p)/n) <= 0.0016 and that of the mean sqrt(p/((1-p)n)) <= 0.0064: we allow 5x."""
-    tv.manual_seed(0)
-    n = 100_000
-    x = tv.ones(n, requires_grad=True)
-    y = F.dropout(x, p)
-    out = y.detach().numpy()
-    zeros = (out == 0).mean()
-    assert abs(zeros - p) < 5 * np.sqrt(p * (1 - p) / n)
-    assert abs(out.mean() - 1.0) < 5 * np.sqrt(p / ((1 - p) * n))
-    np.testing.assert_allclose(out[out != 0], 1 / (1 - p), rtol=1e-6)  # float32
-    # gradient: mask / (1 - p), the same mask as the forward
-    u = np.random.default_rng(0).standard_normal(n).astype(np.float32)
-    (y * tv.tensor(u)).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), u * (out != 0) / (1 - p), rtol=1e-6)
-
-
-def test_dropout_modes():
-    """eval and p = 0 are the identity; p = 1 zeroes everything; the seed repeats the mask;
-    float64 stays float64; the gradient matches finite differences for a fixed mask."""
-    x = tv.randn(3, 4)
-    assert F.dropout(x, 0.5, training=False) is x
-    assert F.dropout(x, 0.0) is x
-    assert not F.dropout(x, 1.0).numpy().any()
-    tv.manual_seed(7)
-    first = F.dropout(x, 0.5).numpy()
-    tv.manual_seed(7)
-    np.testing.assert_array_equal(F.dropout(x, 0.5).numpy(), first)
-    x64 = tv.randn(3, 4, dtype=np.float64, requires_grad=True)
-    assert F.dropout(x64, 0.3).dtype == np.float64
-
-    def fixed_mask(t):
-        tv.manual_seed(3)
-        return F.dropout(t, 0.3)
-    tv.gradcheck(fixed_mask, [x64])
-
-
 def test_bad_input():
     x = tv.randn(3, 4)
     y = tv.tensor([0, 1, 2])
@@ -240,3 +203,116 @@ def test_bad_input():
         F.smooth_l1_loss(x, x, beta=-1)
     with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\], got 1.5"):
         F.dropout(x, 1.5)
+
+
+# --------------------------------------------------------------------------- added in #12
+@pytest.mark.parametrize("log_target", [False, True])
+@settings(max_examples=6)
+@given(shape=st.sampled_from([(4,), (3, 5), (2, 3, 2)]),
+       reduction=st.sampled_from(["none", "sum", "mean", "batchmean"]), seed=SEEDS)
+def test_kl_div(log_target, shape, reduction, seed):
+    """input: log-probabilities; target: probabilities (some exactly 0: 0 log 0 = 0) or log-probabilities.
+    The target is differentiated only where it is positive (the log's derivative is infinite at 0)."""
+    rng = np.random.default_rng(seed)
+    logq = np.log(rng.dirichlet(np.ones(shape[-1]), shape[:-1]))
+    p = rng.dirichlet(np.ones(shape[-1]), shape[:-1])
+    target = np.log(p) if log_target else p
+    kw = dict(reduction=reduction, log_target=log_target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # reduction='mean' warns on both sides
+        check(lambda a, b: F.kl_div(a, b, **kw), lambda a, b: TF.kl_div(a, b, **kw), [logq, target])
+        if not log_target:
+            zeroed = np.where(rng.random(shape) < 0.3, 0.0, p)
+            check_against_torch(lambda a, b: F.kl_div(a, b, **kw), lambda a, b: TF.kl_div(a, b, **kw),
+                                [logq, zeroed], requires_grad=[True, False])
+
+
+@settings(max_examples=8)
+@given(shape=st.sampled_from([(4,), (2, 3), (2, 3, 2)]), reduction=REDUCTIONS, weighted=st.booleans(), seed=SEEDS)
+def test_binary_cross_entropy(shape, reduction, weighted, seed):
+    rng = np.random.default_rng(seed)
+    prob, target = rng.uniform(0.05, 0.95, shape), rng.random(shape)
+    extra = [rng.uniform(0.5, 2.0, shape[-1:])] if weighted else []
+    ours, theirs = with_kwargs("binary_cross_entropy", ["weight"][:len(extra)], reduction=reduction)
+    check(ours, theirs, [prob, target] + extra, [True, True] + [False] * len(extra))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_cross_entropy_at_0_and_1_is_clamped_as_torch(dtype):
+    prob = np.array([0.0, 1.0, 0.0, 1.0, 0.5], dtype=dtype)
+    target = np.array([0.0, 1.0, 1.0, 0.0, 0.5], dtype=dtype)
+    check_against_torch(lambda a, b: F.binary_cross_entropy(a, b, reduction="none"),
+                        lambda a, b: TF.binary_cross_entropy(a, b, reduction="none"), [prob, target],
+                        requires_grad=[True, True])
+
+
+@pytest.mark.parametrize("name, kw", [("huber_loss", dict(delta=0.5)), ("huber_loss", dict(delta=2.0)),
+                                      ("mse_loss", {}), ("l1_loss", {})])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_weighted_regression_losses(name, kw, reduction):
+    """huber_loss, and the ``weight`` argument of torch 2.6+ on huber, mse and l1."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4))
+    y = x - (0.2 * rng.integers(-12, 12, (3, 4)) + 0.1)  # never on a kink
+    w = rng.uniform(0.5, 2.0, (3, 4))  # torch takes only a weight of the input's shape here
+    ours, theirs = with_kwargs(name, ["weight"], reduction=reduction, **kw)
+    check(ours, theirs, [x, y, w], [True, True, False])
+    ours, theirs = with_kwargs(name, [], reduction=reduction, **kw)
+    check(ours, theirs, [x, y])
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("margin", [0.0, 0.3])
+def test_cosine_embedding_loss(reduction, margin):
+    rng = np.random.default_rng(4)
+    x1, x2 = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    target = np.array([1, -1, 1, -1, -1])
+    kw = dict(margin=margin, reduction=reduction)
+    check(lambda a, b, t: F.cosine_embedding_loss(a, b, t, **kw),
+          lambda a, b, t: TF.cosine_embedding_loss(a, b, t, **kw), [x1, x2, target], [True, True, False])
+
+
+@pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0])
+@pytest.mark.parametrize("shape", [(4, 3), (3,)])
+def test_triplet_margin_loss(swap, p, shape):
+    rng = np.random.default_rng(5)
+    a, pos, neg = (rng.standard_normal(shape) for _ in range(3))
+    kw = dict(margin=1.5, p=p, swap=swap)
+    check(lambda *t: F.triplet_margin_loss(*t, **kw), lambda *t: TF.triplet_margin_loss(*t, **kw), [a, pos, neg])
+
+
+@settings(max_examples=10)
+@given(shape=st.sampled_from([(), (0,), (5,), (3, 2), (2, 1, 3)]), extra=st.sampled_from([None, 0, 2]), seed=SEEDS)
+def test_one_hot(shape, extra, seed):
+    """Any index shape (0-d and empty too); num_classes -1 (max + 1) or given."""
+    y = np.random.default_rng(seed).integers(0, 4, shape)
+    # -1 infers max + 1, which an empty tensor cannot give (torch refuses too): then pass it
+    num_classes = -1 if extra is None and y.size else 4 + (extra or 0)
+    ours = F.one_hot(tv.tensor(y), num_classes)
+    theirs = TF.one_hot(torch.tensor(y), num_classes)
+    assert ours.dtype == np.int64 and tuple(ours.shape) == tuple(theirs.shape)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_bad_input_of_new_losses():
+    x = tv.tensor(np.full((2, 3), 0.5))
+    with pytest.raises(ValueError, match=r"one_hot: class values must be smaller than num_classes \(3\), got 5"):
+        F.one_hot(tv.tensor([0, 5]), 3)
+    with pytest.raises(ValueError, match="one_hot: class values must be non-negative, got -1"):
+        F.one_hot(tv.tensor([0, -1]))
+    with pytest.raises(ValueError, match=r"one_hot: cannot infer num_classes from an empty tensor"):
+        F.one_hot(tv.tensor(np.zeros(0, dtype=np.int64)))
+    with pytest.raises(TypeError, match="one_hot: tensor must hold integer class indices.*float64"):
+        F.one_hot(x)
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: all elements of input should be between 0 and 1.*"
+                                         r"\[-1, 0.5\]"):
+        F.binary_cross_entropy(tv.tensor([[-1.0, 0.5]]), tv.tensor([[0.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"kl_div: reduction must be one of .*'batchmean'\), got 'avg'"):
+        F.kl_div(x, x, reduction="avg")
+    with pytest.raises(ValueError, match="huber_loss: delta must be > 0, got 0"):
+        F.huber_loss(x, x, delta=0)
+    with pytest.raises(ValueError, match=r"cosine_embedding_loss: .*got \(2, 3\), \(2, 3\) and target \(3,\)"):
+        F.cosine_embedding_loss(x, x, tv.tensor([1, 1, 1]))
+    with pytest.raises(ValueError, match="triplet_margin_loss: margin must be greater than 0, got 0"):
+        F.triplet_margin_loss(x, x, x, margin=0)

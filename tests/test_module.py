@@ -278,6 +278,10 @@ def test_every_import_path_of_module_parameter_and_containers():
     assert nn.Module is module.Module and nn.Identity is module.Identity
     assert nn.Parameter is parameter.Parameter is module.Parameter
     assert module.empty_parameter is parameter.empty_parameter
+    from tinyvision.autograd.function import RemovableHandle  # one handle for Tensor and Module hooks
+
+    assert nn.RemovableHandle is module.RemovableHandle is RemovableHandle
+    assert type(nn.Identity().register_forward_hook(lambda *a: None)) is type(tv.zeros(1, requires_grad=True).register_hook(print))
     for name in ("Sequential", "ModuleList", "ModuleDict"):
         assert getattr(nn, name) is getattr(container, name) is getattr(module, name)
     from tinyvision.nn.module import ModuleList, Sequential  # noqa: F401  (the pre-split path)

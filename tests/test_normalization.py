@@ -1,4 +1,4 @@
-"""batch_norm, layer_norm, group_norm, local_response_norm, normalize, embedding vs PyTorch.
+"""batch_norm, layer_norm, group_norm, instance_norm, local_response_norm, normalize, embedding vs PyTorch.
 
 Tolerances come from tests/helpers.tol: float64 ~1e-10 relative, float32 1e-5 relative / 1e-6
 absolute, scaled by CANCEL for the batch/layer/group-norm comparisons (below).
@@ -134,6 +134,46 @@ def test_group_norm_matches_torch(dtype, shape, groups, affine):
 def test_layer_and_group_norm_gradcheck():
     gradcheck(lambda x, w, b: F.layer_norm(x, (3, 4), w, b), randn(2, 3, 4), randn(3, 4, seed=1), randn(3, 4, seed=2))
     gradcheck(lambda x, w, b: F.group_norm(x, 2, w, b), randn(2, 4, 3, 2), randn(4, seed=1), randn(4, seed=2))
+
+
+# ----------------------------------------------------------------------------- instance_norm
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 2, 6), (1, 2, 2, 3, 2)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_instance_norm_matches_torch(dtype, shape, affine):
+    c = shape[1]
+    arrays = inputs(shape, (c,), dtype, affine)
+    names = ["weight", "bias"][:len(arrays) - 1]
+    check_against_torch(lambda x, *wb: F.instance_norm(x, **dict(zip(names, wb))),
+                        lambda x, *wb: TF.instance_norm(x, **dict(zip(names, wb))), arrays, scale=CANCEL)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("use_input_stats", [True, False])
+def test_instance_norm_running_stats_follow_torch(dtype, use_input_stats):
+    """Running buffers are updated in place with the instance statistics averaged over N
+    (unbiased variance); use_input_stats=False normalises with them instead."""
+    x = randn(3, 2, 4, 3, dtype=dtype)
+    rm, rv = randn(2, dtype=dtype, seed=3), np.abs(randn(2, dtype=dtype, seed=4)) + 0.5
+    ours_rm, ours_rv = tv.tensor(rm.copy()), tv.tensor(rv.copy())
+    theirs_rm, theirs_rv = torch.tensor(rm), torch.tensor(rv)
+    out = F.instance_norm(tv.tensor(x), ours_rm, ours_rv, use_input_stats=use_input_stats, momentum=0.3)
+    expected = TF.instance_norm(torch.tensor(x), theirs_rm, theirs_rv, use_input_stats=use_input_stats, momentum=0.3)
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), **tol(dtype, CANCEL))
+    np.testing.assert_allclose(ours_rm.numpy(), theirs_rm.numpy(), **tol(dtype))
+    np.testing.assert_allclose(ours_rv.numpy(), theirs_rv.numpy(), **tol(dtype))
+
+
+def test_instance_norm_gradcheck_and_bad_input():
+    gradcheck(lambda x, w, b: F.instance_norm(x, weight=w, bias=b), randn(2, 3, 3, 2), randn(3, seed=1),
+              randn(3, seed=2))
+    with pytest.raises(ValueError, match=r"instance_norm: input must be \(N, C, \*\) with at least one spatial "
+                                         r"dim, got shape \(2, 3\)"):
+        F.instance_norm(tv.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"instance_norm: expected more than 1 spatial element"):
+        F.instance_norm(tv.zeros((2, 3, 1)))
+    with pytest.raises(ValueError, match=r"instance_norm: running_mean has shape \(2,\).*needs \(3,\)"):
+        F.instance_norm(tv.zeros((2, 3, 4)), tv.zeros(2), tv.ones(3))
 
 
 @settings(max_examples=15)

@@ -1,10 +1,6 @@
 """Pooling: every rung against PyTorch (float32 and float64, forward and backward, Hypothesis
 over the window arguments), the Numba and CuPy rungs against the reference, float64
 gradcheck, PyTorch's edge cases, bad input, and the Numba kernels under NUMBA_BOUNDSCHECK."""
-import os
-import subprocess
-import sys
-import tempfile
 import textwrap
 
 import numpy as np
@@ -17,6 +13,7 @@ from hypothesis import strategies as st
 import tinyvision as tv
 import tinyvision.nn.functional as F
 from tests.conftest import requires_gpu
+from tests.boundscheck import run_under_boundscheck
 from tests.helpers import DTYPES, check_against_torch, tol
 from tinyvision.kernels import dispatch
 from tinyvision.kernels.reference import pooling as ref
@@ -277,32 +274,13 @@ BOUNDS_SCRIPT = textwrap.dedent("""
 """)
 
 
-def run_under_boundscheck(script: str) -> None:
-    """Run ``script`` in a fresh Python with every Numba kernel compiled with bounds checks.
-
-    The script first proves the checks are on (an out-of-range read must raise). The
-    checked build goes to a cache folder of its own, so that checked and unchecked builds
-    never mix (the first run compiles, about half a minute; later runs reuse it)."""
-    probe = textwrap.dedent("""
-        import numpy as np
-        from numba import njit
-
-        @njit
-        def probe(a):
-            return a[a.shape[0]]
-        try:
-            probe(np.zeros(2))
-            raise SystemExit("NUMBA_BOUNDSCHECK is not in effect")
-        except IndexError:
-            pass
-    """)
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1",
-               NUMBA_CACHE_DIR=os.path.join(tempfile.gettempdir(), "tinyvision-numba-boundscheck"))
-    done = subprocess.run([sys.executable, "-c", probe + script + "\nprint('bounds ok')"], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "bounds ok" in done.stdout, done.stderr[-3000:]
-
-
 def test_numba_kernels_stay_in_bounds():
     """Every Numba pooling kernel, compiled with bounds checks, over edge-case shapes."""
     run_under_boundscheck(BOUNDS_SCRIPT)
+
+
+@pytest.mark.parametrize("size", [2.5, "a", {2: 2}])
+def test_adaptive_pool_output_size_of_the_wrong_type_is_named(size):
+    """A float output_size used to fail inside tuple() with "'float' object is not iterable"."""
+    with pytest.raises(TypeError, match="adaptive_avg_pool2d: output_size must be an int or a pair"):
+        F.adaptive_avg_pool2d(tv.ones((1, 1, 4, 4)), size)

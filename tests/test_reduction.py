@@ -63,7 +63,7 @@ def test_var_std(correction, args, seed):
     x = np.random.default_rng(seed).standard_normal(shape)
     check(lambda t: tv.var(t, dim, correction=correction, keepdim=keepdim),
           lambda t: torch.var(t, dim, correction=correction, keepdim=keepdim), [x])
-    check(lambda t: t.std(dim, keepdim, correction=correction),
+    check(lambda t: t.std(dim, keepdim=keepdim, correction=correction),
           lambda t: t.std(dim, keepdim=keepdim, correction=correction), [x])
 
 
@@ -117,7 +117,7 @@ def test_prod(args, seed, zeros):
     check(lambda t: tv.prod(t, dim, keepdim), lambda t: torch_prod(t, dim, keepdim), [x])
 
 
-@pytest.mark.parametrize("p", [2, "fro", 1, 3, 1.5, float("inf"), float("-inf")])
+@pytest.mark.parametrize("p", [2, "fro", 1, 3, 1.5, 0, float("inf"), float("-inf")])
 @settings(max_examples=10)
 @given(args=reduce_args(min_side=1), seed=SEEDS)
 def test_norm(p, args, seed):
@@ -247,5 +247,50 @@ def test_bad_input():
         x.mean((1, -1))
     with pytest.raises(TypeError, match="max: dim must be an int"):
         tv.max(x, (0, 1))
-    with pytest.raises(ValueError, match="norm: p must be a nonzero number, 'fro', inf or -inf, got 'nuc'"):
+    with pytest.raises(ValueError, match="norm: p must be a number, 'fro', inf or -inf, got 'nuc'"):
         tv.norm(x, "nuc")
+
+
+@pytest.mark.parametrize("op", ["all", "any"])
+@pytest.mark.parametrize("dim, keepdim", [(None, False), (0, False), (1, True), ((0, 1), False), (-1, False)])
+def test_all_any(op, dim, keepdim):
+    x = np.array([[0.0, 1.0, 2.0], [3.0, 0.5, -1.0], [0.0, 0.0, 0.0]])
+    for values in (x, x > 0):
+        ours, theirs = tv.tensor(values), torch.tensor(values)
+        if dim is None:
+            a, b = getattr(tv, op)(ours), getattr(torch, op)(theirs)
+        else:
+            a, b = getattr(ours, op)(dim, keepdim), getattr(torch, op)(theirs, dim, keepdim)
+        assert a.dtype == np.bool_ and tuple(a.shape) == tuple(b.shape)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+# ------------------------------------------------------------------ PyTorch's other spellings
+VAR_FORMS = {
+    "unbiased_false": lambda lib, x: lib.var(x, 1, False),
+    "unbiased_only": lambda lib, x: lib.std(x, False),
+    "unbiased_keepdim": lambda lib, x: x.std(0, True, True),
+    "correction_2": lambda lib, x: lib.var(x, 1, correction=2),
+    "correction_kw_keepdim": lambda lib, x: x.var(dim=(0, 1), keepdim=True, correction=0),
+}
+
+
+@pytest.mark.parametrize("form", VAR_FORMS)
+def test_var_std_unbiased_and_correction(form):
+    x = np.random.default_rng(1).standard_normal((3, 4))
+    check(lambda t: VAR_FORMS[form](tv, t), lambda t: VAR_FORMS[form](torch, t), [x])
+
+
+def test_prod_with_dtype():
+    for dtype in (tv.float64, tv.float32):
+        ours = tv.prod(tv.tensor([[1, 2], [3, 4]]), 1, dtype=dtype)
+        theirs = torch.prod(torch.tensor([[1, 2], [3, 4]]), 1, dtype=torch.float64 if dtype is tv.float64 else torch.float32)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+        assert ours.dtype == dtype
+    check(lambda t: t.prod(dtype=tv.float64), lambda t: t.prod(dtype=torch.float64), [np.array([1.5, -2.0, 0.5])])
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dim", [0, -1])
+def test_softmax_of_a_zero_dim_tensor(op, dim):
+    check(lambda t: getattr(tv, op)(t, dim), lambda t: getattr(torch, op)(t, dim), [np.array(0.7)])

@@ -287,3 +287,101 @@ def test_pad(mode, spatial, data_):
 def test_bad_input_is_named(call, match):
     with pytest.raises((ValueError, IndexError), match=match):
         call(tv.zeros(2, 3))
+
+
+# ------------------------------------------------------------------ t, narrow, unbind, view_as
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3), (0, 4)])
+def test_t(shape):
+    check_op(lambda x: x.t(), lambda x: x.t(), data(shape))
+    check_op(tv.t, torch.t, data(shape))
+
+
+@pytest.mark.parametrize("dim, start, length", [(0, 0, 2), (1, 1, 2), (-1, -3, 3), (1, 4, 0)])
+def test_narrow(dim, start, length):
+    check_op(lambda x: tv.narrow(x, dim, start, length), lambda x: torch.narrow(x, dim, start, length), data((3, 4)))
+    check_op(lambda x: x.narrow(dim, start, length), lambda x: x.narrow(dim, start, length), data((3, 4)))
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_unbind_and_view_as(dim):
+    check_op(lambda x: joined(tv.unbind(x, dim)), lambda x: joined(torch.unbind(x, dim)), data((2, 3, 2)))
+    check_op(lambda x: joined(x.unbind(dim)), lambda x: joined(x.unbind(dim)), data((2, 3, 2)))
+    check_op(lambda x, y: x.view_as(y) * y, lambda x, y: x.view_as(y) * y, data((6,)), data((2, 3)))
+
+
+# ------------------------------------------------------------------ repeat_interleave, meshgrid
+@given(shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3), seed=st.integers(0, 2**32 - 1),
+       data_=st.data())
+def test_repeat_interleave(shape, seed, data_):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    dim = data_.draw(st.sampled_from([None] + list(range(-len(shape), len(shape)))))
+    n = x.size if dim is None else shape[dim]
+    repeats = data_.draw(st.sampled_from(["int", "one", "each"]))
+    if repeats == "int":
+        r = int(rng.integers(0, 3))
+        check_op(lambda t: tv.repeat_interleave(t, r, dim), lambda t: torch.repeat_interleave(t, r, dim), x)
+    else:
+        counts = rng.integers(0, 3, 1 if repeats == "one" else n)
+        check_op(lambda t: t.repeat_interleave(tv.tensor(counts), dim),
+                 lambda t: t.repeat_interleave(torch.tensor(counts), dim), x)
+
+
+def test_repeat_interleave_of_counts_alone():
+    counts = [2, 0, 3]
+    np.testing.assert_array_equal(tv.repeat_interleave(tv.tensor(counts)).numpy(),
+                                  torch.repeat_interleave(torch.tensor(counts)).numpy())
+
+
+@pytest.mark.parametrize("indexing", ["ij", "xy"])
+@pytest.mark.parametrize("sizes", [(3,), (3, 2), (2, 4, 3), ((), 2)])
+def test_meshgrid(indexing, sizes):
+    arrays = [data(s if isinstance(s, tuple) else (s,), seed=i) for i, s in enumerate(sizes)]
+
+    def stacked(lib):
+        def run(*xs):
+            grids = lib.meshgrid(*xs, indexing=indexing)
+            return lib.stack([g * (i + 1) for i, g in enumerate(grids)])
+        return run
+    check_op(stacked(tv), stacked(torch), *arrays)
+
+
+def test_type_as_tensor_is_tensor_numel():
+    x = tv.ones(2, 3)
+    assert x.type() == "tinyvision.FloatTensor" and torch.ones(2).type() == "torch.FloatTensor"
+    assert x.type(np.float64).dtype == np.float64 and x.type("torch.LongTensor").dtype == np.int64
+    assert x.double().type() == "tinyvision.DoubleTensor" and x.long().type() == "tinyvision.LongTensor"
+    with pytest.raises(ValueError, match="type: unknown tensor type 'torch.FooTensor'"):
+        x.type("torch.FooTensor")
+    a = np.arange(4.0)
+    shared = tv.as_tensor(a)
+    a[0] = 7.0
+    assert shared[0].item() == 7.0 and tv.as_tensor(shared) is shared  # no copies
+    assert tv.as_tensor(a, dtype=np.float32).dtype == np.float32 and tv.as_tensor([1, 2]).dtype == np.int64
+    assert tv.is_tensor(x) and not tv.is_tensor(a)
+    assert tv.numel(x) == torch.numel(torch.ones(2, 3)) == 6
+
+
+SHAPE_BAD = [
+    (lambda: tv.t(tv.ones(2, 3, 4)), ValueError, r"t: expects a tensor with <= 2 dims, got shape \(2, 3, 4\)"),
+    (lambda: tv.narrow(tv.ones(3, 4), 1, 2, 3), IndexError, r"narrow: start 2 and length 3 do not fit dim 1 of size 4"),
+    (lambda: tv.repeat_interleave(tv.ones(3), tv.tensor([1, 2])), ValueError, r"repeats must be an int or a 1-D integer tensor of 1 or 3"),
+    (lambda: tv.repeat_interleave(tv.ones(3), -1), ValueError, r"repeats must be non-negative"),
+    (lambda: tv.meshgrid(tv.ones(2), indexing="yx"), ValueError, r"indexing must be 'ij' or 'xy', got 'yx'"),
+    (lambda: tv.meshgrid(tv.ones(2, 2)), ValueError, r"meshgrid: expects 0-d or 1-d tensors"),
+    (lambda: tv.unbind(tv.ones(2), 1), IndexError, r"unbind: dim 1 is out of range"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", SHAPE_BAD)
+def test_new_shape_ops_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cat_skips_empty_one_d_tensors_as_pytorch(dim):
+    empty = np.zeros(0)
+    check_op(lambda a, e, b: tv.cat([e, a, e, b], dim), lambda a, e, b: torch.cat([e, a, e, b], dim),
+             data((2, 3)), empty, data((2, 3), seed=1))
+    assert tv.cat([tv.ones(0), tv.ones(0)]).shape == (0,)

@@ -11,9 +11,10 @@ import numpy as _np  # noqa: E402
 
 from tinyvision.autograd import (Function, Tensor, enable_grad, get_default_dtype, gradcheck,
                                  is_grad_enabled, no_grad, set_default_dtype, set_grad_enabled)
-from tinyvision.creation import (arange, empty, empty_like, eye, from_numpy, full, full_like,
-                                 linspace, ones, ones_like, rand, rand_like, randint, randn,
-                                 randn_like, randperm, tensor, zeros, zeros_like)
+from tinyvision.creation import (arange, as_tensor, bernoulli, empty, empty_like, eye, from_numpy,
+                                 full, full_like, is_tensor, linspace, multinomial, ones,
+                                 ones_like, rand, rand_like, randint, randn, randn_like, randperm,
+                                 tensor, zeros, zeros_like)
 from tinyvision.functional import *  # noqa: F401,F403  (the ops, PyTorch-named)
 from tinyvision.random import manual_seed
 from tinyvision.serialization import load, save
@@ -54,3 +55,11 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_SUBPACKAGES))
+
+
+def load_checkpoint(path):
+    """``(model in eval mode, config)`` from a checkpoint written by ``tinyvision train``
+    (tinyvision/train/checkpoint.py: every part of the file is checked before it is trusted)."""
+    from tinyvision.train.checkpoint import load_checkpoint as load
+
+    return load(path)

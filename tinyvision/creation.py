@@ -143,3 +143,63 @@ def rand_like(t: Tensor, dtype: Any = None) -> Tensor:
 
 def randn_like(t: Tensor, dtype: Any = None) -> Tensor:
     return randn(t.shape, dtype=dtype or t.dtype, device=t.device)
+
+
+def is_tensor(obj: Any) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: str | None = None) -> Tensor:
+    """``data`` as a Tensor, sharing memory when it can: a Tensor or an array of the asked
+    dtype and device comes back without a copy (a Tensor as itself); anything else is copied
+    as by :func:`tensor`."""
+    if isinstance(data, Tensor):
+        same = (dtype is None or np.dtype(dtype) == data.dtype) and (device is None or compat.check_device(device) == data.device)
+        return data if same else data.to(*[a for a in (device, dtype) if a is not None])
+    if compat.is_array(data) and (dtype is None or np.dtype(dtype) == data.dtype) and (
+            device is None or compat.check_device(device) == compat.device_of(data)):
+        return Tensor(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+# ------------------------------------------------------------------ sampling
+def bernoulli(input: Tensor, p: float | None = None) -> Tensor:
+    """1 with probability ``input`` (elementwise, in [0, 1]) or ``p``, else 0; input's dtype
+    and shape. A draw has no gradient."""
+    probs = input.data if p is None else p
+    xp = compat.array_module(input.data)
+    if p is None and input.numel() and (bool((probs < 0).any()) or bool((probs > 1).any())):
+        raise ValueError(f"bernoulli: probabilities must lie in [0, 1], got min {float(probs.min())}, "
+                         f"max {float(probs.max())}")
+    draws = generator(input.device).random(input.shape) < probs
+    return Tensor(xp.asarray(draws).astype(input.dtype))
+
+
+def multinomial(input: Tensor, num_samples: int, replacement: bool = False) -> Tensor:
+    """``num_samples`` category indices per row of weights ``input`` ((n,) or (b, n), not
+    normalised, >= 0). With replacement: independent draws (inverse CDF). Without: each
+    category at most once, in the order drawn: the categories with the smallest E_i / w_i
+    for E_i ~ Exp(1), which is the sequential draw-and-remove process in one step."""
+    w = compat.to_numpy(input.data).astype(np.float64)
+    if input.ndim not in (1, 2):
+        raise ValueError(f"multinomial: input must be 1-D or 2-D, got shape {input.shape}")
+    rows = w.reshape(-1, w.shape[-1])
+    if not np.isfinite(rows).all() or (rows < 0).any():
+        raise ValueError("multinomial: probability tensor contains either inf, nan or element < 0")
+    if (rows.sum(axis=1) <= 0).any():
+        raise ValueError("multinomial: invalid multinomial distribution (sum of probabilities <= 0) in some row")
+    if not replacement and num_samples > int((rows > 0).sum(axis=1).min()):
+        raise ValueError(f"multinomial: cannot sample {num_samples} samples without replacement from a row "
+                         f"with {int((rows > 0).sum(axis=1).min())} nonzero weights (input shape {input.shape})")
+    rng = generator("cpu")
+    if replacement:
+        cdf = np.cumsum(rows, axis=1)
+        u = rng.random((rows.shape[0], num_samples)) * cdf[:, -1:]
+        out = np.stack([np.searchsorted(c, v, side="right") for c, v in zip(cdf, u)])
+        out = np.minimum(out, rows.shape[1] - 1)  # u == total, after rounding
+    else:
+        with np.errstate(divide="ignore"):
+            keys = rng.exponential(size=rows.shape) / rows  # inf where the weight is 0
+        out = np.argsort(keys, axis=1, kind="stable")[:, :num_samples]
+    out = out.reshape(w.shape[:-1] + (num_samples,)).astype(np.int64)
+    return Tensor(compat.to_device(out, input.device))

@@ -1,8 +1,9 @@
 """Run the kernel benchmarks: ``python -m benchmarks.kernels [--device cuda] [--threads 2] [conv ...]``.
 
 Without module names it runs every module of this package that defines ``run(device)``.
-The glibc allocator settings of reference/performance.md section 5.1 (no page-fault churn
-from big temporaries) must be in the environment when the process starts, so when they are
+The glibc allocator settings of the Makefile (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_:
+big freed buffers stay mapped instead of being returned to the OS and faulted back in, page by
+page, on the next op) must be in the environment when the process starts, so when they are
 missing this re-executes itself with them set; ``--default-malloc`` keeps glibc's defaults.
 """
 from __future__ import annotations

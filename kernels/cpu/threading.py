@@ -1,10 +1,11 @@
-"""One thread policy for Numba and BLAS together (reference/performance.md, section 5.2).
+"""One thread policy for Numba and BLAS together.
 
 A conv step alternates Numba ``parallel=True`` loops (im2col, col2im) with OpenBLAS GEMMs.
 Numba's default ``omp`` layer keeps its idle threads spinning, and so does OpenBLAS: on two
 cores each hand-over then costs milliseconds while the pools fight for the cores. Numba's
-``workqueue`` layer sleeps when idle, which removed that fight (conv fwd+bwd 80 -> 63 ms in
-performance.md; docs/convolution.md has our own measurement). Its price is a slightly larger
+``workqueue`` layer sleeps when idle, which removed that fight (a NumPy+Numba conv fwd+bwd
+prototype went from 80 to 63 ms on a quiet 2-core machine; docs/convolution.md has the
+measurement of this rung). Its price is a slightly larger
 launch cost, which only tiny kernels notice.
 
 OpenBLAS's side of the fight: its idle workers spin for ``2**OPENBLAS_THREAD_TIMEOUT`` cycles

@@ -9,6 +9,10 @@ from typing import Any
 from tinyvision.kernels.compat import cupy
 from tinyvision.kernels.reference.activation import INV_SQRT_2PI, SQRT_HALF
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["gelu_forward", "gelu_backward"]
+
 
 @functools.lru_cache(maxsize=None)
 def _kernels() -> tuple[Any, Any, Any]:

@@ -16,6 +16,10 @@ import math
 import numpy as np
 import scipy.special
 
+# The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
+# reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
+__all__ = ["gelu_forward", "gelu_backward"]
+
 SQRT_HALF = 1 / math.sqrt(2)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
@@ -30,7 +34,7 @@ ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7
 
 def erf_rational(x: np.ndarray) -> np.ndarray:
     """The float32 rung's formula written out in NumPy (Horner's rule in x^2), for tests and
-    for reading: same dtype as ``x``, computed in float64."""
+    for reading: computed in float64, returned in ``x``'s dtype (float32)."""
     v = np.clip(x.astype(np.float64), -4.0, 4.0)
     v2 = v * v
     p = np.full_like(v2, ERF_P[0])

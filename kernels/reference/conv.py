@@ -53,6 +53,16 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, 
     return out
 
 
+def conv_transpose_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+                               output_padding: int = 0) -> int:
+    """Output length along one axis of a transposed convolution (the size whose conv has
+    ``size`` outputs, the largest choice picked by ``output_padding`` < stride):
+
+        (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+    """
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
 def conv2d_flops(x_shape: tuple, w_shape: tuple, stride: Pair, padding: Pair, dilation: Pair,
                  groups: int) -> int:
     """2 * multiply-adds of the forward pass (each gradient costs the same again)."""

@@ -71,31 +71,33 @@ class Context:
     than compute a gradient from the changed values.
     """
 
-    def __init__(self, inputs: tuple = ()) -> None:
+    def __init__(self, inputs: Any = ()) -> None:
         self.saved_tensors: tuple = ()
         self.needs_input_grad: tuple[bool, ...] = ()
         self._inputs = inputs  # the input Tensors, only while forward runs
-        self._versions: list[tuple[Any, int, str]] = []  # (counter, its value when saved, what)
+        # (version counter, its value when saved, the saved array, its role): the array's
+        # dtype and shape go into the error message, formatted only then
+        self._versions: list[tuple] = []
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved_tensors = arrays
         for a in arrays:
             t = holder(a, self._inputs)
             if t is not None:
-                self._versions.append((t._version_counter, t._version, f"[{t.dtype} {list(t.shape)}], an input of"))
+                self._versions.append((t._version_counter, t._version_counter[0], a, "an input of"))
 
     def check_versions(self, op: str) -> None:
-        for counter, version, what in self._versions:
-            if counter.value != version:
+        for counter, version, a, role in self._versions:
+            if counter[0] != version:
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by "
-                    f"an inplace operation: {what} {op}Backward, is at version "
-                    f"{counter.value}; expected version {version} instead. Hint: make the "
+                    f"an inplace operation: [{a.dtype} {list(a.shape)}], {role} {op}Backward, is at version "
+                    f"{counter[0]}; expected version {version} instead. Hint: make the "
                     "in-place change on a .clone(), or after backward()."
                 )
 
 
-def holder(array: Any, tensors: tuple) -> Any:
+def holder(array: Any, tensors: Any) -> Any:
     """The Tensor among ``tensors`` whose array is ``array`` or shares memory with it (a view:
     reshape, slice, transpose), else None."""
     for t in tensors:
@@ -144,6 +146,19 @@ class Node:
         return f"<{self.name}Backward>"
 
 
+def check_history(op: str, t: Any) -> None:
+    """Refuse a tensor whose recorded history is out of date: another tensor sharing its memory
+    (a view of it, or the tensor it views) was changed in place *and recorded*, so t's values
+    changed without t's grad_fn knowing. PyTorch rebases such views onto the change; here that
+    is refused rather than differentiated wrongly."""
+    if t._history_mark is not None and t._history_mark != t._version_counter[1]:
+        raise RuntimeError(
+            f"{op}: this tensor's memory was changed in place through a view of it (or through "
+            "the tensor it is a view of) while a graph was recorded, so its own history is out "
+            "of date; PyTorch would rebase it, tinyvision refuses. Make the in-place change on "
+            "this tensor itself, or take the view from a .clone().")
+
+
 class RemovableHandle:
     """What ``register_hook`` returns: ``.remove()`` unregisters the hook (also a context
     manager). The hooks live in a dict keyed by the handle's id, so removal is exact."""
@@ -178,9 +193,12 @@ class Function:
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any):
         """Run the op on Tensors (and plain Python values) and return a Tensor."""
-        from tinyvision.autograd.tensor import Tensor  # the layer above; looked up at call time
-
-        tensors = tuple(a for a in args if isinstance(a, Tensor))
+        Tensor = _Tensor or _load_tensor()
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        if is_grad_enabled():
+            for t in tensors:
+                if t._history_mark != t._version_counter[1] and t._history_mark is not None:
+                    check_history(cls.__name__, t)
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         ctx = Context(tensors)
         ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
@@ -193,12 +211,25 @@ class Function:
         # or bool (x.long(), argmax-like results: not differentiable, as in PyTorch)
         if not (is_grad_enabled() and any(ctx.needs_input_grad)) or out.dtype.kind != "f":
             return Tensor(out, _view_of=base)
-        inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
+        inputs = tuple([a if isinstance(a, Tensor) else None for a in args])
         result = Tensor(out, grad_fn=Node(cls, ctx, inputs), _view_of=base)
-        if any(a is out for a in ctx.saved_tensors):  # the output was saved (exp, sigmoid...)
-            ctx._versions.append((result._version_counter, result._version,
-                                  f"[{result.dtype} {list(result.shape)}], the output of"))
+        for a in ctx.saved_tensors:
+            if a is out:  # the output was saved (exp, sigmoid...): it has a version too
+                ctx._versions.append((result._version_counter, result._version_counter[0], out, "the output of"))
         return result
+
+
+_Tensor: Any = None
+
+
+def _load_tensor() -> Any:
+    """The Tensor class, from the layer above (tensor.py imports this module), fetched on the
+    first ``apply`` and kept: an import statement in ``apply`` would cost every op call."""
+    global _Tensor
+    from tinyvision.autograd.tensor import Tensor
+
+    _Tensor = Tensor
+    return Tensor
 
 
 def checked_backward(node: Node, grad) -> list:

@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from tinyvision.autograd.function import Node, RemovableHandle, is_grad_enabled, no_grad, run_backward
+from tinyvision.autograd.function import (Node, RemovableHandle, check_history, is_grad_enabled, no_grad,
+                                          run_backward)
 from tinyvision.kernels import compat
 
 
@@ -34,15 +35,6 @@ F = _AtCallTime("tinyvision.functional")
 creation = _AtCallTime("tinyvision.creation")
 random = _AtCallTime("tinyvision.random")
 
-
-class _VersionCounter:
-    """How many in-place changes an array has seen; shared by a tensor, its views and
-    ``detach()``es, which all read and write the same memory."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0
 
 _default_dtype = np.dtype(np.float32)
 
@@ -72,7 +64,7 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # so `ndarray + Tensor` calls Tensor.__radd__ instead of NumPy
-    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_version_counter", "_hooks",
+    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_version_counter", "_history_mark", "_hooks",
                  "_post_accumulate_hooks", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False, grad_fn: Node | None = None,
@@ -83,7 +75,12 @@ class Tensor:
         self.grad: Tensor | None = None
         self.grad_fn = grad_fn
         self._requires_grad = False
-        self._version_counter = _view_of._version_counter if _view_of is not None else _VersionCounter()
+        # [in-place changes of this memory, how many of them were recorded in a graph], shared
+        # with the tensors that view the same memory (views, detach()), so all see a change
+        self._version_counter: list[int] = _view_of._version_counter if _view_of is not None else [0, 0]
+        # the recorded-change count when grad_fn was set: if another tensor sharing this memory
+        # records an in-place change later, this tensor's history is out of date (check_history)
+        self._history_mark: int | None = self._version_counter[1]
         self._hooks: dict = {}  # a leaf's register_hook functions (a non-leaf's live on grad_fn)
         self._post_accumulate_hooks: dict | None = None  # made on first register
         self.requires_grad = requires_grad or grad_fn is not None
@@ -114,7 +111,7 @@ class Tensor:
     @property
     def _version(self) -> int:
         """The number of in-place changes to this tensor's memory (PyTorch's ``_version``)."""
-        return self._version_counter.value
+        return self._version_counter[0]
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on a non-leaf tensor too (leaves always keep theirs)."""
@@ -179,7 +176,9 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """The same array, cut from the graph (no copy; in-place changes are seen by both)."""
-        return Tensor(self.data, _view_of=self)
+        out = Tensor(self.data, _view_of=self)
+        out._history_mark = None  # no history of its own that could go out of date
+        return out
 
     # ----------------------------------------------------------------- array facts
     @property
@@ -302,6 +301,20 @@ class Tensor:
     def type_as(self, other: "Tensor") -> "Tensor":
         return self.to(other.dtype)
 
+    def type(self, dtype: Any = None) -> "str | Tensor":
+        """With no argument, the type's name ('tinyvision.FloatTensor', as PyTorch's
+        'torch.FloatTensor'); with a dtype (or such a name), this tensor cast to it."""
+        if dtype is None:
+            return f"tinyvision.{_TYPE_NAMES.get(self.dtype, str(self.dtype))}Tensor"
+        if isinstance(dtype, str):
+            name = dtype.split(".")[-1].removesuffix("Tensor")
+            found = [d for d, n in _TYPE_NAMES.items() if n == name]
+            if not found:
+                raise ValueError(f"type: unknown tensor type {dtype!r}; expected one of "
+                                 f"{sorted(n + 'Tensor' for n in _TYPE_NAMES.values())}")
+            dtype = found[0]
+        return self.to(np.dtype(dtype))
+
     def clone(self) -> "Tensor":
         return F.clone(self)
 
@@ -312,19 +325,26 @@ class Tensor:
     # old value, which carries self's history, then self's array is overwritten and self
     # takes the new node. Every change bumps the version counter, so a node that saved the
     # old array refuses to run backward (Context.check_versions) instead of using new values.
-    def _inplace(self, op: str, fn: Callable[..., "Tensor"], *args: Any) -> "Tensor":
-        recording = is_grad_enabled() and (
+    def _recording(self, *args: Any) -> bool:
+        """Whether an in-place change of self with these arguments joins a graph."""
+        return is_grad_enabled() and (
             self.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args))
+
+    def _inplace(self, op: str, fn: Callable[..., "Tensor"], *args: Any) -> "Tensor":
+        recording = self._recording(*args)
         if recording and self.grad_fn is None and self.requires_grad:
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an "
                                "in-place operation. (Do it under tinyvision.no_grad().)")
         if not recording:
             with no_grad():
                 return self._overwrite(op, fn(self, *args).data)
+        check_history(op, self)
         old = Tensor(self.data.copy(), grad_fn=self.grad_fn, requires_grad=self.requires_grad)
         out = fn(old, *args)
         self._overwrite(op, out.data)
         self.grad_fn, self._requires_grad = out.grad_fn, out.requires_grad
+        self._version_counter[1] += 1  # tensors sharing this memory now hold stale histories
+        self._history_mark = self._version_counter[1]
         return self
 
     def _overwrite(self, op: str, values: Any) -> "Tensor":
@@ -337,8 +357,12 @@ class Tensor:
             raise RuntimeError(f"{op}: result type {values.dtype} can't be cast to the desired "
                                f"output type {self.dtype}")
         self.data[...] = values
-        self._version_counter.value += 1
+        self._bump_version()
         return self
+
+    def _bump_version(self) -> None:
+        """Count an in-place change of ``data`` (the optimizers call it after their updates)."""
+        self._version_counter[0] += 1
 
     def _fill_with(self, op: str, values: Any) -> "Tensor":
         """Overwrite with values that do not depend on the old ones (fill_, normal_...):
@@ -350,7 +374,12 @@ class Tensor:
                                                        self._xp.asarray(v, dtype=t.dtype), t), values)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        self._inplace("__setitem__", lambda t, v: F.index_put(t, index, v), value)
+        if self._recording(value):
+            self._inplace("__setitem__", lambda t, v: F.index_put(t, index, v), value)
+            return
+        # outside a graph, write just the indexed elements (not a whole copy, as index_put makes)
+        self.data[F.unwrap_index(index)] = value.data if isinstance(value, Tensor) else value
+        self._bump_version()
 
     def copy_(self, src: "Tensor | Any") -> "Tensor":
         if not isinstance(src, Tensor):
@@ -371,6 +400,9 @@ class Tensor:
 
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
         return self._fill_with("normal_", mean + std * random.randn_array(self.shape, self.device, self.dtype))
+
+    def bernoulli(self, p: float | None = None) -> "Tensor": return creation.bernoulli(self, p)
+    def multinomial(self, num_samples: int, replacement: bool = False) -> "Tensor": return creation.multinomial(self, num_samples, replacement)
 
     def bernoulli_(self, p: float = 0.5) -> "Tensor":
         return self._fill_with("bernoulli_", random.rand_array(self.shape, self.device, np.float64) < p)
@@ -451,8 +483,8 @@ class Tensor:
     def __or__(self, other: Any) -> "Tensor": return F.logical_or(self, other)
 
     # ----------------------------------------------------------------- methods (see functional)
-    def add(self, other: Any) -> "Tensor": return F.add(self, other)
-    def sub(self, other: Any) -> "Tensor": return F.sub(self, other)
+    def add(self, other: Any, *, alpha: Any = 1) -> "Tensor": return F.add(self, other, alpha=alpha)
+    def sub(self, other: Any, *, alpha: Any = 1) -> "Tensor": return F.sub(self, other, alpha=alpha)
     def mul(self, other: Any) -> "Tensor": return F.mul(self, other)
     def div(self, other: Any) -> "Tensor": return F.div(self, other)
     def pow(self, exponent: Any) -> "Tensor": return F.pow(self, exponent)
@@ -476,12 +508,40 @@ class Tensor:
     def where(self, condition: Any, other: Any) -> "Tensor": return F.where(condition, self, other)
     def masked_fill(self, mask: Any, value: Any) -> "Tensor": return F.masked_fill(self, mask, value)
 
+    def square(self) -> "Tensor": return F.square(self)
+    def erf(self) -> "Tensor": return F.erf(self)
+    def atan2(self, other: Any) -> "Tensor": return F.atan2(self, other)
+    arctan2 = atan2
+    def lerp(self, end: Any, weight: Any) -> "Tensor": return F.lerp(self, end, weight)
+    def floor(self) -> "Tensor": return F.floor(self)
+    def ceil(self) -> "Tensor": return F.ceil(self)
+    def round(self, *, decimals: int = 0) -> "Tensor": return F.round(self, decimals=decimals)
+    def sign(self) -> "Tensor": return F.sign(self)
+    def isnan(self) -> "Tensor": return F.isnan(self)
+    def isinf(self) -> "Tensor": return F.isinf(self)
+    def isfinite(self) -> "Tensor": return F.isfinite(self)
+    def isclose(self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> "Tensor":
+        return F.isclose(self, other, rtol, atol, equal_nan)
+    def allclose(self, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+        return F.allclose(self, other, rtol, atol, equal_nan)
+    def eq(self, other: Any) -> "Tensor": return F.eq(self, other)
+    def ne(self, other: Any) -> "Tensor": return F.ne(self, other)
+    def lt(self, other: Any) -> "Tensor": return F.lt(self, other)
+    def le(self, other: Any) -> "Tensor": return F.le(self, other)
+    def gt(self, other: Any) -> "Tensor": return F.gt(self, other)
+    def ge(self, other: Any) -> "Tensor": return F.ge(self, other)
+    def logical_and(self, other: Any) -> "Tensor": return F.logical_and(self, other)
+    def logical_or(self, other: Any) -> "Tensor": return F.logical_or(self, other)
+    def logical_not(self) -> "Tensor": return F.logical_not(self)
+    def all(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.all(self, dim, keepdim)
+    def any(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.any(self, dim, keepdim)
+
     def sum(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.sum(self, dim, keepdim)
     def mean(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.mean(self, dim, keepdim)
-    def var(self, dim: Any = None, keepdim: bool = False, *, correction: int = 1) -> "Tensor":
-        return F.var(self, dim, keepdim=keepdim, correction=correction)
-    def std(self, dim: Any = None, keepdim: bool = False, *, correction: int = 1) -> "Tensor":
-        return F.std(self, dim, keepdim=keepdim, correction=correction)
+    def var(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *, correction: int | None = None) -> "Tensor":
+        return F.var(self, dim, unbiased, keepdim, correction=correction)
+    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *, correction: int | None = None) -> "Tensor":
+        return F.std(self, dim, unbiased, keepdim, correction=correction)
     def max(self, dim: Any = None, keepdim: bool = False) -> Any: return F.max(self, dim, keepdim)
     def min(self, dim: Any = None, keepdim: bool = False) -> Any: return F.min(self, dim, keepdim)
     def amax(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.amax(self, dim, keepdim)
@@ -489,7 +549,7 @@ class Tensor:
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor": return F.argmax(self, dim, keepdim)
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> "Tensor": return F.argmin(self, dim, keepdim)
     def logsumexp(self, dim: Any, keepdim: bool = False) -> "Tensor": return F.logsumexp(self, dim, keepdim)
-    def prod(self, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.prod(self, dim, keepdim)
+    def prod(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> "Tensor": return F.prod(self, dim, keepdim, dtype=dtype)
     def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> "Tensor": return F.norm(self, p, dim, keepdim)
     def softmax(self, dim: int) -> "Tensor": return F.softmax(self, dim)
     def log_softmax(self, dim: int) -> "Tensor": return F.log_softmax(self, dim)
@@ -520,6 +580,17 @@ class Tensor:
     def gather(self, dim: int, index: Any) -> "Tensor": return F.gather(self, dim, index)
     def index_select(self, dim: int, index: Any) -> "Tensor": return F.index_select(self, dim, index)
     def contiguous(self) -> "Tensor": return self
+    def t(self) -> "Tensor": return F.t(self)
+    def view_as(self, other: "Tensor") -> "Tensor": return F.view_as(self, other)
+    def narrow(self, dim: int, start: int, length: int) -> "Tensor": return F.narrow(self, dim, start, length)
+    def unbind(self, dim: int = 0) -> tuple["Tensor", ...]: return F.unbind(self, dim)
+    def repeat_interleave(self, repeats: Any = None, dim: int | None = None, *, output_size: int | None = None) -> "Tensor":
+        return F.repeat_interleave(self, repeats, dim, output_size=output_size)
+    def scatter(self, dim: int, index: Any, src: Any = None, *, value: Any = None, reduce: str | None = None) -> "Tensor":
+        return F.scatter(self, dim, index, src, value=value, reduce=reduce)
+    def scatter_add(self, dim: int, index: Any, src: "Tensor") -> "Tensor": return F.scatter_add(self, dim, index, src)
+    def index_add(self, dim: int, index: Any, source: "Tensor", *, alpha: Any = 1) -> "Tensor": return F.index_add(self, dim, index, source, alpha=alpha)
+    def masked_scatter(self, mask: Any, source: "Tensor") -> "Tensor": return F.masked_scatter(self, mask, source)
 
     # sorting and selection (functional/sorting.py)
     def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any: return F.sort(self, dim, descending, stable)
@@ -530,6 +601,27 @@ class Tensor:
     def unique(self, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim: int | None = None) -> Any:
         return F.unique(self, sorted, return_inverse, return_counts, dim)
     def nonzero(self, *, as_tuple: bool = False) -> Any: return F.nonzero(self, as_tuple=as_tuple)
+
+    # scans (functional/scan.py) and matrix products (functional/linalg.py)
+    def cumsum(self, dim: int, *, dtype: Any = None) -> "Tensor": return F.cumsum(self, dim, dtype=dtype)
+    def cumprod(self, dim: int, *, dtype: Any = None) -> "Tensor": return F.cumprod(self, dim, dtype=dtype)
+    def diff(self, n: int = 1, dim: int = -1, prepend: Any = None, append: Any = None) -> "Tensor": return F.diff(self, n, dim, prepend, append)
+    def mm(self, mat2: "Tensor") -> "Tensor": return F.mm(self, mat2)
+    def bmm(self, mat2: "Tensor") -> "Tensor": return F.bmm(self, mat2)
+    def addmm(self, mat1: "Tensor", mat2: "Tensor", *, beta: float = 1, alpha: float = 1) -> "Tensor": return F.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+    def outer(self, vec2: "Tensor") -> "Tensor": return F.outer(self, vec2)
+    def kron(self, other: "Tensor") -> "Tensor": return F.kron(self, other)
+    def index_put(self, indices: Any, values: Any, accumulate: bool = False) -> "Tensor": return F.index_put(self, indices, values, accumulate)
+    def index_put_(self, indices: Any, values: Any, accumulate: bool = False) -> "Tensor":
+        return self._inplace("index_put_", lambda t, v: F.index_put(t, indices, v, accumulate), values)
+    def tril(self, diagonal: int = 0) -> "Tensor": return F.tril(self, diagonal)
+    def triu(self, diagonal: int = 0) -> "Tensor": return F.triu(self, diagonal)
+    def diag(self, diagonal: int = 0) -> "Tensor": return F.diag(self, diagonal)
+
+
+_TYPE_NAMES = {np.dtype(d): n for d, n in [(np.float32, "Float"), (np.float64, "Double"), (np.float16, "Half"),
+                                           (np.int64, "Long"), (np.int32, "Int"), (np.int16, "Short"),
+                                           (np.int8, "Char"), (np.uint8, "Byte"), (np.bool_, "Bool")]}
 
 
 def _shape_args(args: tuple) -> tuple:

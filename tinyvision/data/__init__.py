@@ -4,7 +4,7 @@
     train = digits(train=True, size=32, transform=T.RandomAffine(10, translate=(0.1, 0.1)))
     for images, labels in DataLoader(train, batch_size=64, shuffle=True, seed=0): ...
 """
-from tinyvision.data import functional, transforms
+from tinyvision.data import functional, joint, transforms
 from tinyvision.data.dataset import Dataset, Subset, TensorDataset, random_split
 from tinyvision.data.digits import digits
 from tinyvision.data.folder import ImageFolder
@@ -16,4 +16,4 @@ from tinyvision.data.shapes import shapes, shapes_scenes
 __all__ = ["Dataset", "Subset", "TensorDataset", "random_split", "DataLoader", "default_collate", "default_convert",
            "digits", "shapes", "shapes_scenes", "mnist", "fashion_mnist", "cifar10", "read_idx", "read_cifar_batch",
            "ImageFolder",
-           "MixUp", "CutMix", "soft_target_cross_entropy", "functional", "transforms"]
+           "MixUp", "CutMix", "soft_target_cross_entropy", "functional", "joint", "transforms"]

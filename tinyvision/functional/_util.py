@@ -133,7 +133,9 @@ def int_sizes(op: str, name: str, values: Any) -> tuple[int, ...]:
     """An int or a sequence of ints (NumPy integers too) as a tuple; a float, a bool or anything
     else is refused (PyTorch's rule: ``reshape(x, (2.5, -1))`` is a TypeError, not (2, -1))."""
     seq = (values,) if isinstance(values, (int, np.integer)) else values
-    if isinstance(seq, (str, bytes)) or not hasattr(seq, "__iter__"):
+    if isinstance(seq, np.ndarray) and seq.ndim == 1:
+        seq = seq.tolist()
+    if not isinstance(seq, (tuple, list, range)):
         raise TypeError(f"{op}: {name} must be an int or a sequence of ints, got {type(values).__name__}")
     seq = tuple(seq)
     for i, v in enumerate(seq):

@@ -44,9 +44,28 @@ def _shape_error(msg: str, query: Tensor, key: Tensor, value: Tensor) -> ValueEr
                       f"value {value.shape}")
 
 
+def _share_heads(query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+    """key and value (..., Hkv, S, E) -> (..., Hq, S, E), each head repeated Hq / Hkv times in
+    a row (head h of the query reads kv head h // (Hq / Hkv)). An expand and a reshape: the
+    backward of expand sums the gradients of the copies."""
+    if min(query.ndim, key.ndim, value.ndim) < 3:
+        raise _shape_error("enable_gqa needs a heads dim (-3) in query, key and value", query, key, value)
+    hq, hk, hv = query.shape[-3], key.shape[-3], value.shape[-3]
+    if hk != hv or hq % hk:
+        raise _shape_error(f"enable_gqa needs key and value to share their number of heads (dim -3), and "
+                           f"the query's heads ({hq}) to be a multiple of it", query, key, value)
+    group = hq // hk
+
+    def repeat(t: Tensor) -> Tensor:
+        lead = t.shape[:-3]
+        expanded = t.unsqueeze(-3).expand(lead + (hk, group) + t.shape[-2:])
+        return expanded.reshape(lead + (hk * group,) + t.shape[-2:])
+    return (repeat(key), repeat(value)) if group > 1 else (key, value)
+
+
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
                                  dropout_p: float = 0.0, is_causal: bool = False,
-                                 scale: float | None = None) -> Tensor:
+                                 scale: float | None = None, enable_gqa: bool = False) -> Tensor:
     """softmax(query @ key^T * scale + mask) @ value, PyTorch's arguments and semantics.
 
     query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev); the batch dims
@@ -59,6 +78,12 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     1 / (1 - p), drawing from ``tinyvision.random`` (seed with ``tinyvision.manual_seed``).
     As torch, dropout is applied whenever ``dropout_p`` > 0: pass 0.0 in eval mode.
 
+    ``enable_gqa``: grouped-query attention (Ainslie et al. 2023). query (..., Hq, L, E) and
+    key/value (..., Hkv, S, E) with Hq a multiple of Hkv: each key/value head serves
+    Hq / Hkv consecutive query heads (torch's repeat_interleave along dim -3), so the
+    key/value cache is Hq / Hkv times smaller. The gradient of a shared head sums over the
+    query heads it served.
+
     A query row whose keys are all masked has no softmax; here its output row is 0 and
     no gradient flows through it (torch's math backend would give NaN).
     """
@@ -69,6 +94,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if len({query.device, key.device, value.device}) != 1:
         raise ValueError(f"scaled_dot_product_attention: query, key and value must be on one device, got "
                          f"{query.device}, {key.device}, {value.device}")
+    if enable_gqa:
+        key, value = _share_heads(query, key, value)
     if query.shape[-1] != key.shape[-1]:
         raise _shape_error("query and key must have the same last dim E", query, key, value)
     if key.shape[-2] != value.shape[-2]:

@@ -1,4 +1,5 @@
-"""Convolution: ``conv2d``, ``conv_transpose2d``, ``unfold`` and ``fold`` (PyTorch's signatures, NCHW).
+"""Convolution: ``conv1d``, ``conv2d``, ``conv3d``, ``conv_transpose2d``, ``unfold`` and ``fold``
+(PyTorch's signatures, NCHW).
 
 The arithmetic lives in the kernels (``tinyvision.kernels.{reference,cpu,gpu}.conv``, reached
 through ``kernel("conv", name, array)``); this file checks the arguments, so that no kernel
@@ -12,6 +13,9 @@ With grad = dL/dy:
     conv_transpose2d  is conv2d's dx as a forward, so its backward is conv2d's forward (for dx)
                       and conv2d's dW with the roles of input and gradient swapped.
     unfold / fold     im2col and its adjoint col2im, each the other's backward.
+    conv1d            conv2d on a height-1 image (a unit axis added to x and W).
+    conv3d            a sum over the kernel's depth taps of conv2d's on strided depth slices
+                      (``Conv3d``); every rung of the conv2d ladder serves it unchanged.
 """
 from __future__ import annotations
 
@@ -21,11 +25,11 @@ import numpy as np
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.functional._util import output_sizes, pair
+from tinyvision.functional._util import ntuple, output_sizes, pair
 from tinyvision.functional.shape import pad
 from tinyvision.kernels.compat import array_module, device_of
 from tinyvision.kernels.dispatch import kernel
-from tinyvision.kernels.reference.conv import conv_output_size
+from tinyvision.kernels.reference.conv import conv_output_size, conv_transpose_output_size
 
 IntOrPair = int | Sequence[int]
 
@@ -37,10 +41,11 @@ def _check_groups(op: str, groups: Any) -> int:
     return int(groups)
 
 
-def _check_operands(op: str, input: Tensor, weight: Tensor, bias: Tensor | None, out_channels: int) -> None:
-    """Same float dtype and device for all; weight 4-D; bias (out_channels,)."""
-    if weight.ndim != 4:
-        raise ValueError(f"{op}: weight must be 4-D, got shape {weight.shape}")
+def _check_operands(op: str, input: Tensor, weight: Tensor, bias: Tensor | None, out_channels: int,
+                    rank: int = 4) -> None:
+    """Same float dtype and device for all; weight ``rank``-D; bias (out_channels,)."""
+    if not isinstance(weight, Tensor) or weight.ndim != rank:
+        raise ValueError(f"{op}: weight must be {rank}-D, got shape {getattr(weight, 'shape', None)}")
     if 0 in weight.shape:  # a 0-size kernel would "convolve" to the bias alone; PyTorch refuses too
         raise ValueError(f"{op}: weight of shape {weight.shape} has a zero-size dim; channels and "
                          "kernel size must be >= 1")
@@ -63,11 +68,6 @@ def _check_operands(op: str, input: Tensor, weight: Tensor, bias: Tensor | None,
 def _check_float(op: str, name: str, t: Tensor) -> None:
     if t.dtype not in (np.float32, np.float64):
         raise TypeError(f"{op}: {name} must be float32 or float64, got {t.dtype}")
-
-
-def _output_hw(op: str, hw: Sequence[int], kernel_size: tuple, stride: tuple, padding: tuple,
-               dilation: tuple) -> tuple[int, ...]:
-    return output_sizes(op, hw, kernel_size, stride, padding, dilation)
 
 
 def _batched(op: str, input: Tensor, ranks: tuple[int, int], layout: str) -> tuple[Tensor, bool]:
@@ -144,6 +144,72 @@ class ConvTranspose2d(Function):
         return dx, dw, db
 
 
+class Conv3d(Function):
+    """conv3d as a sum of conv2d's over the kernel's depth taps (the "generalised im2col"):
+
+        y[:, :, od] = sum_kd conv2d(x_pad[:, :, od * sd + kd * dd], w[:, :, kd])
+
+    For one tap kd, the input slices of every output depth od are gathered at once (a strided
+    slice along D), folded into the batch, (N * OD, C, H, W), and sent through the conv2d
+    kernel of the ladder. So KD kernel calls do the work, and the backward is the same sum:
+    dW[:, :, kd] = conv2d's dW of that tap; dx gets conv2d's dx of each tap added back at the
+    depths the tap read (distinct depths within one tap, so a strided += is exact)."""
+
+    @staticmethod
+    def forward(ctx: Context, x, w, b, stride, padding, dilation, groups):
+        xp = array_module(x)
+        (sd, *s2), (pd, *p2), (dd, *d2) = stride, padding, dilation
+        args2 = (tuple(s2), tuple(p2), tuple(d2), groups)
+        depth = x.shape[2]
+        x = xp.pad(x, ((0, 0), (0, 0), (pd, pd), (0, 0), (0, 0))) if pd else x
+        od = conv_output_size(depth, w.shape[2], sd, pd, dd)
+        ctx.save_for_backward(x, w)
+        ctx.args, ctx.depth, ctx.od = (stride, padding, dilation, groups), depth, od
+        y = 0
+        for kd in range(w.shape[2]):
+            y = y + kernel("conv", "conv2d_forward", x)(_depth_slices(x, kd * dd, sd, od),
+                                                        xp.ascontiguousarray(w[:, :, kd]), *args2)
+        y = _unfold_depth(y, x.shape[0], od)
+        return y if b is None else y + b.reshape(1, -1, 1, 1, 1)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        x, w = ctx.saved_tensors
+        xp = array_module(grad)
+        (sd, *s2), (pd, *p2), (dd, *d2), groups = ctx.args
+        args2 = (tuple(s2), tuple(p2), tuple(d2), groups)
+        n, c, od = x.shape[0], x.shape[1], ctx.od
+        need_x, need_w, need_b = ctx.needs_input_grad
+        g = xp.ascontiguousarray(xp.moveaxis(grad, 2, 1)).reshape((n * od,) + grad.shape[1:2] + grad.shape[3:])
+        dx = xp.zeros_like(x) if need_x else None
+        dw = xp.zeros_like(w) if need_w else None
+        for kd in range(w.shape[2]):
+            wk = xp.ascontiguousarray(w[:, :, kd])
+            if need_x:
+                dxs = kernel("conv", "conv2d_backward_input", g)(g, wk, (n * od, c) + x.shape[3:], *args2)
+                dx[:, :, kd * dd:kd * dd + (od - 1) * sd + 1:sd] += _unfold_depth(dxs, n, od)
+            if need_w:
+                xs = _depth_slices(x, kd * dd, sd, od)
+                dw[:, :, kd] = kernel("conv", "conv2d_backward_weight", g)(g, xs, wk.shape, *args2)
+        if dx is not None and pd:
+            dx = dx[:, :, pd:pd + ctx.depth]
+        db = grad.sum(axis=(0, 2, 3, 4)) if need_b else None
+        return dx, dw, db
+
+
+def _depth_slices(x, start: int, step: int, count: int):
+    """x (N, C, D, H, W) at depths start, start + step, ... (count of them), folded into the
+    batch: (N * count, C, H, W), sample-major (n * count + od)."""
+    xp = array_module(x)
+    s = x[:, :, start:start + (count - 1) * step + 1:step]
+    return xp.ascontiguousarray(xp.moveaxis(s, 2, 1)).reshape((-1,) + x.shape[1:2] + x.shape[3:])
+
+
+def _unfold_depth(y, n: int, count: int):
+    """(N * count, O, H, W) -> (N, O, count, H, W): the inverse of _depth_slices' folding."""
+    return array_module(y).moveaxis(y.reshape((n, count) + y.shape[1:]), 1, 2)
+
+
 class Unfold(Function):
     @staticmethod
     def forward(ctx: Context, x, kernel_size, dilation, padding, stride):
@@ -169,18 +235,75 @@ class Fold(Function):
 
 
 # --------------------------------------------------------------------------- public functions
-def padding_widths(padding: tuple[int, int] | str, kernel_size: Sequence[int],
-                   dilation: Sequence[int]) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom) that a (pad_h, pad_w) pair, 'valid' or 'same' means. 'same'
-    needs d (k - 1) in all along each axis; an odd total puts the extra pixel on the right /
-    bottom, as PyTorch does."""
-    if padding == "valid":
-        return 0, 0, 0, 0
-    if padding == "same":
-        th, tw = (d * (k - 1) for d, k in zip(dilation, kernel_size))
-        return tw // 2, tw - tw // 2, th // 2, th - th // 2
-    ph, pw = padding
-    return pw, pw, ph, ph
+def padding_widths(padding: Sequence[int] | str, kernel_size: Sequence[int],
+                   dilation: Sequence[int]) -> tuple[int, ...]:
+    """The widths that a padding tuple, 'valid' or 'same' means, in ``F.pad``'s order (last
+    axis first: (left, right, top, bottom, front, back)). 'same' needs d (k - 1) in all along
+    each axis; an odd total puts the extra pixel on the right / bottom / back, as PyTorch."""
+    widths: list[int] = []
+    for i in reversed(range(len(kernel_size))):
+        if padding == "valid":
+            widths += [0, 0]
+        elif padding == "same":
+            total = dilation[i] * (kernel_size[i] - 1)
+            widths += [total // 2, total - total // 2]
+        else:
+            widths += [padding[i], padding[i]]
+    return tuple(widths)
+
+
+_LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
+def _conv_arguments(op: str, input: Tensor, weight: Tensor, bias: Tensor | None, stride: Any, padding: Any,
+                    dilation: Any, groups: Any, k: int) -> tuple:
+    """Checks shared by conv1d/2d/3d (k spatial dims). Returns (x, unbatched, stride, padding,
+    dilation, groups) with the tuples of length k; a 'same' padding with an odd total is
+    applied to x here (the extra pixel at the end), the symmetric part is left in ``padding``."""
+    x, unbatched = _batched(op, input, (k + 1, k + 2), _LAYOUTS[k])
+    groups = _check_groups(op, groups)
+    _check_operands(op, x, weight, bias, weight.shape[0] if getattr(weight, "ndim", 0) == k + 2 else 0, k + 2)
+    stride, dilation = ntuple(op, "stride", stride, k, 1), ntuple(op, "dilation", dilation, k, 1)
+    kernel_size = weight.shape[2:]
+    if x.shape[1] != weight.shape[1] * groups:
+        raise ValueError(f"{op}: input has {x.shape[1]} channels (shape {x.shape}) but weight of shape "
+                         f"{weight.shape} with groups={groups} expects {weight.shape[1] * groups} "
+                         f"(= weight.shape[1] {weight.shape[1]} * groups {groups})")
+    if weight.shape[0] % groups:
+        raise ValueError(f"{op}: weight has {weight.shape[0]} output channels, not divisible by groups={groups}")
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"{op}: padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")
+        if padding == "same" and stride != (1,) * k:
+            raise ValueError(f"{op}: padding='same' needs stride 1, got stride={stride}")
+        widths = padding_widths(padding, kernel_size, dilation)
+        lo, hi = widths[0::2][::-1], widths[1::2][::-1]  # per axis, first axis first
+        padding = tuple(lo)
+        if hi != lo:  # odd total: one more at the end, padded here
+            extra: list[int] = []
+            for i in reversed(range(k)):
+                extra += [0, hi[i] - lo[i]]
+            x = pad(x, tuple(extra))
+    else:
+        padding = ntuple(op, "padding", padding, k, 0)
+    output_sizes(op, x.shape[2:], kernel_size, stride, padding, dilation)
+    return x, unbatched, stride, padding, dilation, groups
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrPair = 1,
+           padding: IntOrPair | str = 0, dilation: IntOrPair = 1, groups: int = 1) -> Tensor:
+    """1-D cross-correlation, as ``torch.nn.functional.conv1d``: input (N, C, L) or (C, L),
+    weight (O, C/groups, K), bias (O,) -> (N, O, OL).
+
+    It is conv2d on a height-1 image: x (N, C, 1, L) and w (O, C/groups, 1, K), with stride,
+    padding and dilation 1, 0, 1 along the unit axis, so it runs on the same kernel ladder
+    and its backward is conv2d's (the reshapes are views in the graph).
+    """
+    x, unbatched, stride, padding, dilation, groups = _conv_arguments(
+        "conv1d", input, weight, bias, stride, padding, dilation, groups, 1)
+    y = Conv2d.apply(x.unsqueeze(2), weight.unsqueeze(2), bias, stride=(1,) + stride, padding=(0,) + padding,
+                     dilation=(1,) + dilation, groups=groups)
+    return _unbatch(y.squeeze(2), unbatched)
 
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrPair = 1,
@@ -192,31 +315,22 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
     'valid' (0) or 'same' (output size = input size; stride 1 only; an odd total padding puts
     the extra row/column at the bottom/right, as PyTorch does).
     """
-    op = "conv2d"
-    x, unbatched = _batched(op, input, (3, 4), "(N, C, H, W)")
-    groups = _check_groups(op, groups)
-    _check_operands(op, x, weight, bias, weight.shape[0] if weight.ndim == 4 else 0)
-    stride, dilation = pair(op, "stride", stride, 1), pair(op, "dilation", dilation, 1)
-    kernel_size = weight.shape[2:]
-    if x.shape[1] != weight.shape[1] * groups:
-        raise ValueError(f"{op}: input has {x.shape[1]} channels (shape {x.shape}) but weight of shape "
-                         f"{weight.shape} with groups={groups} expects {weight.shape[1] * groups} "
-                         f"(= weight.shape[1] {weight.shape[1]} * groups {groups})")
-    if weight.shape[0] % groups:
-        raise ValueError(f"{op}: weight has {weight.shape[0]} output channels, not divisible by groups={groups}")
-    if isinstance(padding, str):
-        if padding not in ("same", "valid"):
-            raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
-        if padding == "same" and stride != (1, 1):
-            raise ValueError(f"{op}: padding='same' needs stride 1, got stride={stride}")
-        left, right, top, bottom = padding_widths(padding, kernel_size, dilation)
-        padding = (top, left)
-        if (right, bottom) != (left, top):  # odd total: one more at the end, padded here
-            x = pad(x, (0, right - left, 0, bottom - top))
-    else:
-        padding = pair(op, "padding", padding, 0)
-    _output_hw(op, x.shape[2:], kernel_size, stride, padding, dilation)
+    x, unbatched, stride, padding, dilation, groups = _conv_arguments(
+        "conv2d", input, weight, bias, stride, padding, dilation, groups, 2)
     return _unbatch(Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                                 groups=groups), unbatched)
+
+
+def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """3-D cross-correlation, as ``torch.nn.functional.conv3d``: input (N, C, D, H, W) or
+    (C, D, H, W), weight (O, C/groups, KD, KH, KW), bias (O,) -> (N, O, OD, OH, OW).
+
+    Computed as KD conv2d's on the same kernel ladder (see ``Conv3d`` and docs/convolution.md).
+    """
+    x, unbatched, stride, padding, dilation, groups = _conv_arguments(
+        "conv3d", input, weight, bias, stride, padding, dilation, groups, 3)
+    return _unbatch(Conv3d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation,
                                  groups=groups), unbatched)
 
 
@@ -244,8 +358,8 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
         if output_padding[axis] >= max(stride[axis], dilation[axis]):
             raise ValueError(f"{op}: output_padding {output_padding} must be smaller than stride {stride} "
                              f"or dilation {dilation}")
-    out_hw = tuple((x.shape[2 + a] - 1) * stride[a] - 2 * padding[a] + dilation[a] * (weight.shape[2 + a] - 1)
-                   + output_padding[a] + 1 for a in range(2))
+    out_hw = tuple(conv_transpose_output_size(x.shape[2 + a], weight.shape[2 + a], stride[a], padding[a],
+                                              dilation[a], output_padding[a]) for a in range(2))
     if min(out_hw) < 1:
         raise ValueError(f"{op}: output size would be {out_hw}: (input {x.shape[2:]} - 1) * stride {stride} "
                          f"- 2 * padding {padding} + dilation {dilation} * (kernel_size {weight.shape[2:]} - 1) "
@@ -262,7 +376,7 @@ def unfold(input: Tensor, kernel_size: IntOrPair, dilation: IntOrPair = 1, paddi
     x, unbatched = _batched(op, input, (3, 4), "(N, C, H, W)")
     _check_float(op, "input", x)
     kernel_size, dilation, padding, stride = _window_args(op, kernel_size, dilation, padding, stride)
-    _output_hw(op, x.shape[2:], kernel_size, stride, padding, dilation)
+    output_sizes(op, x.shape[2:], kernel_size, stride, padding, dilation)
     return _unbatch(Unfold.apply(x, kernel_size=kernel_size, dilation=dilation, padding=padding,
                                  stride=stride), unbatched)
 
@@ -280,7 +394,7 @@ def fold(input: Tensor, output_size: IntOrPair, kernel_size: IntOrPair, dilation
     if cols.shape[1] % (kh * kw):
         raise ValueError(f"{op}: input has {cols.shape[1]} rows (shape {cols.shape}), not divisible by "
                          f"the kernel_size {kernel_size} product {kh * kw}")
-    oh, ow = _output_hw(op, output_size, kernel_size, stride, padding, dilation)
+    oh, ow = output_sizes(op, output_size, kernel_size, stride, padding, dilation)
     if cols.shape[2] != oh * ow:
         raise ValueError(f"{op}: input has {cols.shape[2]} columns (shape {cols.shape}) but output_size "
                          f"{output_size} with kernel_size {kernel_size}, dilation {dilation}, padding "

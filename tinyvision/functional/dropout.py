@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional._util import check_floating
 
 
 def _check_p(op: str, p: float) -> None:
@@ -36,6 +37,7 @@ def _masked(input: Tensor, p: float, mask_shape: tuple[int, ...]) -> Tensor:
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p). ``inplace`` is
     accepted for torch's signature; a new tensor is returned either way."""
+    check_floating("dropout", "input", input)
     _check_p("dropout", p)
     if not training or p == 0.0:
         return input
@@ -44,6 +46,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
 
 def _feature_dropout(op: str, input: Tensor, p: float, training: bool, spatial: int) -> Tensor:
     """Zero whole channels: input (N, C, *spatial) or (C, *spatial) (unbatched)."""
+    check_floating(op, "input", input)
     _check_p(op, p)
     if input.ndim not in (spatial + 1, spatial + 2):
         raise ValueError(f"{op}: input must be (N, C, {spatial} spatial dims) or (C, {spatial} spatial "

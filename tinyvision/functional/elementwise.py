@@ -16,7 +16,7 @@ from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional._util import check_broadcast
 from tinyvision.kernels import compat
-from tinyvision.kernels.compat import array_module, erf, is_array
+from tinyvision.kernels.compat import array_module, is_array
 
 
 def _xp(*arrays: Any):
@@ -239,6 +239,59 @@ class Cos(Function):
     def backward(ctx: Context, grad):
         (x,) = ctx.saved_tensors
         return -grad * _xp(x).sin(x)
+
+
+class Square(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d x^2 = 2x
+        (x,) = ctx.saved_tensors
+        return 2 * grad * x
+
+
+class Erf(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        ctx.save_for_backward(x)
+        return compat.erf(x).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d erf(x) = 2/sqrt(pi) e^(-x^2)
+        (x,) = ctx.saved_tensors
+        return grad * (2 / math.sqrt(math.pi)) * _xp(x).exp(-x * x)
+
+
+class Atan2(Function):
+    """The angle of the point (other, input), i.e. atan(input / other) in the right quadrant."""
+
+    @staticmethod
+    def forward(ctx: Context, y, x):
+        check_broadcast("atan2", y, x)
+        ctx.save_for_backward(y, x)
+        return _xp(y, x).arctan2(y, x)
+
+    @staticmethod
+    def backward(ctx: Context, grad):  # d/dy = x / (x^2 + y^2),  d/dx = -y / (x^2 + y^2)
+        y, x = ctx.saved_tensors
+        r2 = x * x + y * y
+        return grad * x / r2, -grad * y / r2
+
+
+class Step(Function):
+    """floor, ceil, round, sign: piecewise constant, so the gradient is 0 (PyTorch's choice
+    also at the jumps, where there is no derivative)."""
+
+    @staticmethod
+    def forward(ctx: Context, x, fn):
+        return fn(x)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        return _xp(grad).zeros_like(grad), None
 
 
 # ------------------------------------------------------------------ activations
@@ -479,6 +532,69 @@ def where(condition: Any, input: Any = None, other: Any = None) -> Any:
     elif cond.dtype != bool:
         raise TypeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
     return Where.apply(cond, input, other)
+
+
+def square(input: Tensor) -> Tensor:
+    return Square.apply(input)
+
+
+def erf(input: Tensor) -> Tensor:
+    """The error function, 2/sqrt(pi) * integral_0^x e^(-t^2) dt."""
+    return Erf.apply(input)
+
+
+def atan2(input: Any, other: Any) -> Tensor:
+    """atan(input / other) in the quadrant of the point (other, input), in (-pi, pi]."""
+    return Atan2.apply(input, other)
+
+
+arctan2 = atan2
+
+
+def lerp(input: Any, end: Any, weight: Any) -> Tensor:
+    """input + weight * (end - input), all broadcast; weight a number or a tensor."""
+    return add(input, mul(weight, sub(end, input)))
+
+
+def floor(input: Tensor) -> Tensor:
+    return input if input.dtype.kind in "biu" else Step.apply(input, _xp(input.data).floor)
+
+
+def ceil(input: Tensor) -> Tensor:
+    return input if input.dtype.kind in "biu" else Step.apply(input, _xp(input.data).ceil)
+
+
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:
+    """Round half to even (PyTorch's and NumPy's rule: 0.5 -> 0, 1.5 -> 2), to ``decimals``
+    places (negative: to tens, hundreds...). Gradient 0."""
+    return Step.apply(input, lambda x: _xp(x).round(x, decimals))
+
+
+def sign(input: Tensor) -> Tensor:
+    return Step.apply(input, _xp(input.data).sign)
+
+
+def _float_mask(fn: str, input: Any) -> Tensor:
+    x = input.data if isinstance(input, Tensor) else np.asarray(input)
+    return Tensor(getattr(_xp(x), fn)(x))
+
+
+def isnan(input: Tensor) -> Tensor: return _float_mask("isnan", input)
+def isinf(input: Tensor) -> Tensor: return _float_mask("isinf", input)
+def isfinite(input: Tensor) -> Tensor: return _float_mask("isfinite", input)
+
+
+def isclose(input: Tensor, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:
+    """|input - other| <= atol + rtol * |other|, elementwise (bool)."""
+    a = input.data if isinstance(input, Tensor) else np.asarray(input)
+    b = other.data if isinstance(other, Tensor) else other
+    check_broadcast("isclose", a, b)
+    return Tensor(_xp(a, b).isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def allclose(input: Tensor, other: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    """True when every element is ``isclose``."""
+    return bool(isclose(input, other, rtol, atol, equal_nan).data.all())
 
 
 # ------------------------------------------------------------------ comparisons (no gradient)

@@ -15,7 +15,8 @@ from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import elementwise as E
 from tinyvision.functional._util import normalize_dim
-from tinyvision.kernels.compat import array_module, is_array, scatter_add, to_device
+from tinyvision.kernels import compat
+from tinyvision.kernels.compat import array_module, device_of, is_array, to_device
 
 
 def unwrap_index(index: Any) -> Any:
@@ -42,31 +43,37 @@ class GetItem(Function):
         g = xp.zeros(ctx.shape, dtype=grad.dtype)
         index = ctx.index if isinstance(ctx.index, tuple) else (ctx.index,)
         if _is_advanced(index):
-            scatter_add(g, ctx.index, grad)  # repeated indices accumulate
+            compat.scatter_add(g, ctx.index, grad)  # repeated indices accumulate
         else:
             g[ctx.index] = grad  # a view: every position is hit at most once
         return g, None
 
 
 class IndexPut(Function):
-    """``out = input.clone(); out[index] = values``: what ``input[index] = values`` records.
-    The overwritten positions send input no gradient; values get the gradient read back at
-    ``index`` (summed over what values was broadcast to)."""
+    """``out = input.clone(); out[index] = values`` (what ``input[index] = values`` records),
+    or ``out[index] += values`` with ``accumulate`` (repeated positions add up). Overwritten
+    positions send input no gradient; values get the gradient read back at ``index`` (summed
+    over what values was broadcast to)."""
 
     @staticmethod
-    def forward(ctx: Context, x, index, values):
+    def forward(ctx: Context, x, index, values, accumulate):
         out = x.copy()
-        out[index] = values
-        ctx.index = index
+        if accumulate:
+            compat.scatter_add(out, index, array_module(x).broadcast_to(values, out[index].shape))
+        else:
+            out[index] = values
+        ctx.index, ctx.accumulate = index, accumulate
         return out
 
     @staticmethod
     def backward(ctx: Context, grad):
         gx = None
         if ctx.needs_input_grad[0]:
-            gx = grad.copy()
-            gx[ctx.index] = 0
-        return gx, None, grad[ctx.index] if ctx.needs_input_grad[2] else None
+            gx = grad
+            if not ctx.accumulate:
+                gx = grad.copy()
+                gx[ctx.index] = 0
+        return gx, None, grad[ctx.index] if ctx.needs_input_grad[2] else None, None
 
 
 def _is_int(i: Any) -> bool:
@@ -111,10 +118,12 @@ def getitem(input: Tensor, index: Any) -> Tensor:
     return GetItem.apply(GetItem.apply(input, first), second)
 
 
-def index_put(input: Tensor, index: Any, values: Any) -> Tensor:
-    """A copy of ``input`` with ``input[index] = values`` (NumPy's indexing rules, ``values``
-    broadcast); what ``Tensor.__setitem__`` runs. Gradient: 0 at the written positions for
-    input, the gradient there for values."""
+def index_put(input: Tensor, indices: Any, values: Any, accumulate: bool = False) -> Tensor:
+    """A copy of ``input`` with ``input[indices] = values`` (``values`` broadcast), or ``+=``
+    with ``accumulate``; ``indices`` is a tuple of index tensors as in PyTorch, or any index
+    expression (NumPy's rules); ``Tensor.__setitem__`` runs this. Gradient: input's passes
+    except at overwritten positions; values get the gradient at ``indices``."""
+    index = indices
     index = unwrap_index(index)
     index = tuple(_on_device(i, input) for i in (index if isinstance(index, tuple) else (index,)))
     if not isinstance(values, Tensor):
@@ -122,7 +131,7 @@ def index_put(input: Tensor, index: Any, values: Any) -> Tensor:
         values = values.astype(input.dtype, copy=False) if values.dtype.kind in "biuf" else values
     elif values.dtype != input.dtype:
         values = E.cast(values, input.dtype)
-    return IndexPut.apply(input, index, values)
+    return IndexPut.apply(input, index, values, accumulate)
 
 
 def _on_device(i: Any, like: Tensor) -> Any:
@@ -142,8 +151,11 @@ def _int_index(op: str, index: Any) -> Any:
 
 def index_select(input: Tensor, dim: int, index: Any) -> Tensor:
     """Pick entries ``index`` (1-D, ints) along ``dim``: out.shape[dim] = len(index)."""
-    d = normalize_dim(dim, input.ndim, "index_select")
     idx = _int_index("index_select", index)
+    if input.ndim == 0:  # PyTorch: a 0-d tensor is one element along dim 0 (and stays 0-d)
+        normalize_dim(dim, 0, "index_select")
+        return index_select(input.reshape(1), 0, Tensor(idx.reshape(-1))).reshape(())
+    d = normalize_dim(dim, input.ndim, "index_select")
     if idx.ndim != 1:
         raise ValueError(f"index_select: index must be 1-D, got shape {tuple(idx.shape)}")
     n = input.shape[d]
@@ -159,21 +171,183 @@ def gather(input: Tensor, dim: int, index: Any) -> Tensor:
     ``index`` has input's rank; along the other dims it may be smaller than input.
     Gradient: scatter-added back to the gathered positions.
     """
-    d = normalize_dim(dim, input.ndim, "gather")
     idx = _int_index("gather", index)
+    if input.ndim == 0:  # PyTorch: a 0-d tensor is one element along dim 0
+        normalize_dim(dim, 0, "gather")
+        return gather(input.reshape(1), 0, Tensor(idx.reshape(-1))).reshape(idx.shape)
+    d = normalize_dim(dim, input.ndim, "gather")
     if idx.ndim != input.ndim or any(idx.shape[a] > input.shape[a] for a in range(idx.ndim) if a != d):
         raise ValueError(f"gather: index shape {tuple(idx.shape)} does not fit input shape "
                          f"{input.shape} for dim {dim} (same rank, no larger outside dim)")
-    n = input.shape[d]
+    _check_range("gather", idx, input.shape[d], dim)
+    return getitem(input, _along(idx, d))
+
+
+def _check_range(op: str, idx: Any, n: int, dim: int) -> None:
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
-        raise IndexError(f"gather: index values must lie in [0, {n}) for dim {dim}; "
+        raise IndexError(f"{op}: index values must lie in [0, {n}) for dim {dim} of size {n}; "
                          f"got min {int(idx.min())}, max {int(idx.max())}")
+
+
+def _along(idx: Any, d: int) -> tuple:
+    """The NumPy index that pairs ``idx`` with dim ``d`` as gather/scatter do: position p of
+    idx addresses [p_0, ..., idx[p], ..., p_last]. The other axes index themselves, through an
+    open grid of aranges that broadcasts against idx."""
     xp = array_module(idx)
-    # the other axes index themselves: an open grid of aranges that broadcasts against idx
     grid = [xp.arange(k).reshape([-1 if a == b else 1 for b in range(idx.ndim)])
             for a, k in enumerate(idx.shape)]
     grid[d] = idx
-    return getitem(input, tuple(grid))
+    return tuple(grid)
+
+
+# ------------------------------------------------------------------ the scatter family
+class Scatter(Function):
+    """out = input with ``src`` (the part of it that index covers) written or added at the
+    positions ``_along(index, dim)``; with reduce='multiply' multiplied there.
+
+    Gradient: input gets it except where a plain scatter overwrote it; src gets the gradient
+    gathered back from where each of its elements went (zero where index does not reach).
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x, src, where, reduce):
+        xp = array_module(x)
+        shape = np.broadcast_shapes(*[w.shape for w in where])  # index's shape
+        part = src[tuple(slice(0, n) for n in shape)] if is_array(src) and src.ndim else src
+        part = xp.broadcast_to(xp.asarray(part, dtype=x.dtype), shape)
+        out = x.copy()
+        if reduce is None:
+            out[where] = part
+        elif reduce == "add":
+            compat.scatter_add(out, where, part)
+        else:  # multiply: repeated positions multiply in turn (CuPy has no multiply.at)
+            host = to_device(out, "cpu")
+            np.multiply.at(host, tuple(to_device(w, "cpu") for w in where), to_device(part, "cpu"))
+            out = to_device(host, device_of(x))
+        ctx.where, ctx.reduce, ctx.src_shape = where, reduce, getattr(src, "shape", ())
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        if ctx.reduce == "multiply":
+            raise RuntimeError("the derivative for scatter with reduce='multiply' is not implemented "
+                               "(as in PyTorch); use scatter_add or index_add for a gradient")
+        xp = array_module(grad)
+        gx = gsrc = None
+        if ctx.needs_input_grad[0]:
+            gx = grad
+            if ctx.reduce is None:
+                gx = grad.copy()
+                gx[ctx.where] = 0
+        if ctx.needs_input_grad[1]:
+            gsrc = xp.zeros(ctx.src_shape, dtype=grad.dtype)
+            gsrc[tuple(slice(0, n) for n in grad[ctx.where].shape)] = grad[ctx.where]
+        return gx, gsrc, None, None
+
+
+def _scatter_index(op: str, input: Tensor, dim: int, index: Any, src: Any) -> tuple:
+    d = normalize_dim(dim, input.ndim, op)
+    idx = _int_index(op, index)
+    src_shape = tuple(src.shape) if isinstance(src, Tensor) else None
+    if input.ndim == 0:  # PyTorch treats a 0-d tensor as one element along dim 0
+        idx = idx.reshape(-1)
+    elif idx.ndim != input.ndim or any(idx.shape[a] > input.shape[a] for a in range(idx.ndim) if a != d) or (
+            src_shape is not None and (len(src_shape) != idx.ndim or any(i > s for i, s in zip(idx.shape, src_shape)))):
+        raise ValueError(f"{op}: index of shape {tuple(idx.shape)} does not fit input {input.shape}"
+                         f"{'' if src_shape is None else f' and src {src_shape}'} for dim {dim}: same rank, "
+                         "no larger than src anywhere, nor than input outside dim")
+    _check_range(op, idx, input.shape[d] if input.ndim else 1, dim)
+    return d, to_device(idx, input.device)
+
+
+def scatter(input: Tensor, dim: int, index: Any, src: Any = None, *, value: Any = None,
+            reduce: str | None = None) -> Tensor:
+    """A copy of input with ``out[..., index[p], ...] = src[p]`` along ``dim`` (the other
+    coordinates are p's own), or ``value`` everywhere index points. ``reduce='add'`` or
+    ``'multiply'`` combines instead of overwriting (forward only, as in PyTorch).
+    Shapes: index has input's rank, no larger than src, nor than input outside ``dim``."""
+    if (src is None) == (value is None):
+        raise TypeError("scatter: give exactly one of src (a tensor) and value (a number)")
+    if reduce not in (None, "add", "multiply"):
+        raise ValueError(f"scatter: reduce must be None, 'add' or 'multiply', got {reduce!r}")
+    d, idx = _scatter_index("scatter", input, dim, index, src)
+    source = src if src is not None else value
+    if input.ndim == 0:
+        return scatter(input.reshape(1), 0, Tensor(idx), src if src is None or src.ndim else src.reshape(1),
+                       value=value, reduce=reduce).reshape(())
+    return Scatter.apply(input, source, _along(idx, d), reduce)
+
+
+def scatter_add(input: Tensor, dim: int, index: Any, src: Tensor) -> Tensor:
+    """A copy of input with ``src[p]`` added at ``[..., index[p], ...]`` along ``dim``;
+    repeated positions add up. Gradient: input's passes through; src's is gathered."""
+    d, idx = _scatter_index("scatter_add", input, dim, index, src)
+    if input.ndim == 0:
+        return scatter_add(input.reshape(1), 0, Tensor(idx), src.reshape(-1)).reshape(())
+    return Scatter.apply(input, src, _along(idx, d), "add")
+
+
+def index_add(input: Tensor, dim: int, index: Any, source: Tensor, *, alpha: Any = 1) -> Tensor:
+    """A copy of input with ``alpha * source[..., i, ...]`` added to slice ``index[i]`` along
+    ``dim``; source has input's shape with ``len(index)`` along dim."""
+    if input.ndim == 0:
+        raise ValueError("index_add: input must have at least 1 dim, got a 0-d tensor")
+    d = normalize_dim(dim, input.ndim, "index_add")
+    idx = _int_index("index_add", index)
+    if idx.ndim != 1:
+        raise ValueError(f"index_add: index must be 1-D, got shape {tuple(idx.shape)}")
+    want = input.shape[:d] + (idx.shape[0],) + input.shape[d + 1:]
+    if source.shape != want:
+        raise ValueError(f"index_add: source of shape {source.shape} must have input's shape {input.shape} "
+                         f"with dim {dim} of size len(index) = {idx.shape[0]}, i.e. {want}")
+    _check_range("index_add", idx, input.shape[d], dim)
+    # every source element goes to the slice its index entry names: a scatter_add whose index
+    # repeats idx along every other dim
+    idx = to_device(idx, input.device).reshape([-1 if a == d else 1 for a in range(input.ndim)])
+    full = array_module(idx).broadcast_to(idx, source.shape)
+    src = source if alpha == 1 else source * alpha
+    return Scatter.apply(input, src, _along(full, d), "add")
+
+
+class MaskedScatter(Function):
+    """Where mask is True (row-major order), take the next element of source."""
+
+    @staticmethod
+    def forward(ctx: Context, x, mask, source):
+        xp = array_module(x)
+        mask = xp.broadcast_to(mask, x.shape)
+        k = int(mask.sum())
+        if k > source.size:
+            raise ValueError(f"masked_scatter: mask selects {k} elements but source of shape "
+                             f"{tuple(source.shape)} has only {source.size}")
+        out = x.copy()
+        out[mask] = source.reshape(-1)[:k]
+        ctx.mask, ctx.k, ctx.source_shape = mask, k, source.shape
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        xp = array_module(grad)
+        gsrc = xp.zeros(int(np.prod(ctx.source_shape)), dtype=grad.dtype)
+        gsrc[:ctx.k] = grad[ctx.mask]
+        return grad * ~ctx.mask, None, gsrc.reshape(ctx.source_shape)
+
+
+def masked_scatter(input: Tensor, mask: Any, source: Tensor) -> Tensor:
+    """A copy of input whose positions where ``mask`` (bool, broadcast to input) is True take
+    source's elements in order. Gradient: input's where mask is False; source's for the
+    elements used."""
+    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != bool:
+        raise TypeError(f"masked_scatter: mask must be a bool tensor, got dtype {m.dtype}")
+    try:
+        np.broadcast_shapes(m.shape, input.shape)
+    except ValueError:
+        raise ValueError(f"masked_scatter: mask of shape {tuple(m.shape)} does not broadcast to input "
+                         f"of shape {input.shape}") from None
+    if source.dtype != input.dtype:
+        raise TypeError(f"masked_scatter: source dtype {source.dtype} must match input dtype {input.dtype}")
+    return MaskedScatter.apply(input, to_device(m, input.device), source)
 
 
 def masked_fill(input: Tensor, mask: Any, value: Any) -> Tensor:

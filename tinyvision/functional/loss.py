@@ -7,20 +7,36 @@ underflows to ``log(0) = -inf`` for a confident wrong class. Its gradient is the
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
+from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import activation as A
 from tinyvision.functional import elementwise as E
 from tinyvision.functional import reduction as R
 from tinyvision.functional._util import check_floating, check_tensor
 from tinyvision.functional.indexing import gather
+from tinyvision.functional.distance import pairwise_distance
 from tinyvision.functional.shape import movedim
 from tinyvision.kernels.compat import array_module
 
 _REDUCTIONS = ("mean", "sum", "none")
+
+
+def legacy_reduction(op: str, size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    """torch's deprecated ``size_average`` / ``reduce`` pair, when given, overrides ``reduction``
+    (with torch's warning): reduce=False -> 'none', else size_average=False -> 'sum', else 'mean'."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    legacy = "none" if not reduce else "mean" if size_average else "sum"
+    warnings.warn(f"{op}: size_average and reduce are deprecated; use reduction='{legacy}' instead",
+                  UserWarning, stacklevel=3)
+    return legacy
 
 
 def _check_reduction(op: str, reduction: str) -> None:
@@ -61,11 +77,12 @@ def _class_last(input: Tensor, target: Tensor, op: str) -> tuple[Tensor, Tensor]
     return movedim(input, 1, -1).reshape(-1, c) if input.ndim > 1 else input.reshape(1, c), target.reshape(-1)
 
 
-def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
-             ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+             ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities ``input`` (N, C[, d...]) at class
     indices ``target`` (N[, d...]): loss_i = -w[y_i] * input[i, y_i]. 'mean' divides by the
     summed weights of the targets that are not ``ignore_index``, as PyTorch."""
+    reduction = legacy_reduction("nll_loss", size_average, reduce, reduction)
     _check_reduction("nll_loss", reduction)
     return _nll("nll_loss", input, target, weight, ignore_index, reduction)
 
@@ -95,8 +112,8 @@ def _nll(op: str, input: Tensor, target: Tensor, weight: Tensor | None, ignore_i
     return _reduce(losses.reshape(target.shape), reduction)
 
 
-def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
-                  ignore_index: int = -100, reduction: str = "mean",
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+                  ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy on logits ``input`` (N, C[, d...]) or (C,).
 
@@ -104,6 +121,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     With ``label_smoothing`` eps the target becomes (1 - eps) * target + eps / C.
     Gradient w.r.t. the logits (unweighted, no smoothing): softmax(x) - onehot(y), / N for 'mean'.
     """
+    reduction = legacy_reduction("cross_entropy", size_average, reduce, reduction)
     _check_reduction("cross_entropy", reduction)
     check_floating("cross_entropy", "input", input)
     check_tensor("cross_entropy", "target", target)
@@ -138,6 +156,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     size_average: bool | None = None, reduce: bool | None = None,
                                      reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
     """-[p y log sigma(x) + (1 - y) log(1 - sigma(x))] with p = pos_weight, computed as
     (1 - y) x + (1 + (p - 1) y) softplus(-x), since -log sigma(x) = softplus(-x).
@@ -146,6 +165,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     ``pos_weight`` broadcast against it (``pos_weight`` along the last, class, dim).
     Gradient w.r.t. the logits: (1 + (p - 1) y) sigma(x) - p y, times weight.
     """
+    reduction = legacy_reduction("binary_cross_entropy_with_logits", size_average, reduce, reduction)
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     check_floating("binary_cross_entropy_with_logits", "input", input)
     check_tensor("binary_cross_entropy_with_logits", "target", target)
@@ -174,21 +194,44 @@ def _check_pair(op: str, input: Tensor, target: Tensor, reduction: str) -> None:
         raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} differ")
 
 
-def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+def _weighted(loss: Tensor, weight: Tensor | None, reduction: str, op: str | None = None,
+              mean_over_weights: bool = False) -> Tensor:
+    """Elementwise loss times an optional ``weight``, then reduced. The regression losses
+    (``op`` given) take a weight of the input's shape only, as torch 2.6+; torch's weighted
+    mse_loss and l1_loss divide by sum(weight) for 'mean' (``mean_over_weights``), its
+    huber_loss by the number of elements."""
+    if weight is None:
+        return _reduce(loss, reduction)
+    if op is not None and weight.shape != loss.shape:
+        raise ValueError(f"{op}: weight of shape {weight.shape} must have the input's shape {loss.shape}")
+    if reduction == "mean" and mean_over_weights:
+        return (loss * weight).sum() / weight.sum()
+    return _reduce(loss * weight, reduction)
+
+
+def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+             reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
     """(x - y)^2."""
+    reduction = legacy_reduction("mse_loss", size_average, reduce, reduction)
     _check_pair("mse_loss", input, target, reduction)
     d = input - target
-    return _reduce(d * d, reduction)
+    return _weighted(d * d, weight, reduction, "mse_loss", mean_over_weights=True)
 
 
-def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+def l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+            reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
     """|x - y|."""
+    reduction = legacy_reduction("l1_loss", size_average, reduce, reduction)
     _check_pair("l1_loss", input, target, reduction)
-    return _reduce(E.abs(input - target), reduction)
+    return _weighted(E.abs(input - target), weight, reduction, "l1_loss", mean_over_weights=True)
 
 
-def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta: float = 1.0) -> Tensor:
-    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (Huber, scaled by 1/beta)."""
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (Huber, scaled by 1/beta).
+    The gradient is d / beta inside and sign(d) outside: bounded, so one outlier cannot
+    dominate a box-regression batch the way it would with the squared error."""
+    reduction = legacy_reduction("smooth_l1_loss", size_average, reduce, reduction)
     _check_pair("smooth_l1_loss", input, target, reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
@@ -199,17 +242,166 @@ def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta:
     return _reduce(loss, reduction)
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted
-    dropout), so that the expected value is unchanged and eval needs no rescaling."""
-    check_floating("dropout", "input", input)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        return input * 0.0
-    from tinyvision.random import rand_array
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight: Tensor | None = None) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta): smooth_l1_loss times delta
+    (quadratic near 0, linear with slope delta in the tails)."""
+    _check_pair("huber_loss", input, target, reduction)
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    d = E.abs(input - target)
+    loss = E.where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta)
+    return _weighted(loss, weight, reduction, "huber_loss")
 
-    keep = rand_array(input.shape, input.device) >= p
-    return input * Tensor(keep.astype(input.dtype) / np.asarray(1 - p, dtype=input.dtype))
+
+_BCE_EPS = float(np.float32(1e-12))  # torch's constant is a float 1e-12, also in float64
+
+
+class BinaryCrossEntropy(Function):
+    """Elementwise -[y log p + (1 - y) log(1 - p)], each log clamped to >= -100 (torch).
+
+    dL/dp = (p - y) / (p (1 - p)), its denominator clamped to >= 1e-12 (so p = 0 or 1 gives a
+    huge but finite slope, as torch); dL/dy = log(1 - p) - log p (unclamped, as torch)."""
+
+    @staticmethod
+    def forward(ctx: Context, p, y):
+        xp = array_module(p)
+        with np.errstate(divide="ignore"):
+            log_p, log_1mp = xp.log(p), xp.log1p(-p)
+        ctx.save_for_backward(p, y, log_p, log_1mp)
+        return -(y * xp.maximum(log_p, -100) + (1 - y) * xp.maximum(log_1mp, -100))
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        p, y, log_p, log_1mp = ctx.saved_tensors
+        xp = array_module(p)
+        dp = grad * (p - y) / xp.maximum(p * (1 - p), _BCE_EPS) if ctx.needs_input_grad[0] else None
+        dy = grad * (log_1mp - log_p) if ctx.needs_input_grad[1] else None
+        return dp, dy
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         size_average: bool | None = None, reduce: bool | None = None,
+                         reduction: str = "mean") -> Tensor:
+    """-w [y log p + (1 - y) log(1 - p)] on probabilities ``input`` in [0, 1].
+
+    Each log is clamped to >= -100, as torch, so p = 0 or 1 gives a large finite loss instead
+    of inf. Prefer ``binary_cross_entropy_with_logits``: it never forms p, so it cannot lose
+    precision near 0 and 1. dL/dp = w (p - y) / (p (1 - p)) where the logs are not clamped.
+    """
+    reduction = legacy_reduction("binary_cross_entropy", size_average, reduce, reduction)
+    op = "binary_cross_entropy"
+    _check_pair(op, input, target, reduction)
+    if weight is not None:
+        try:
+            np.broadcast_shapes(weight.shape, input.shape)
+        except ValueError:
+            raise ValueError(f"{op}: weight of shape {weight.shape} does not broadcast to input shape "
+                             f"{input.shape}") from None
+    p = input.data
+    if p.size and (bool((p < 0).any()) or bool((p > 1).any())):
+        raise ValueError(f"{op}: all elements of input should be between 0 and 1 (probabilities; use "
+                         f"binary_cross_entropy_with_logits for logits), got values in "
+                         f"[{float(p.min()):g}, {float(p.max()):g}]")
+    return _weighted(BinaryCrossEntropy.apply(input, target), weight, reduction)
+
+
+def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+           reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """KL(target || q) pointwise, with ``input`` = log q (log-probabilities, as torch):
+
+        target * (log target - input)             (0 where target = 0: 0 log 0 = 0)
+        exp(target) * (target - input)            with ``log_target=True``
+
+    reduction 'batchmean' divides the sum by the batch size input.shape[0] (the true KL
+    divergence per sample); 'mean' divides by every element, as torch (which warns: that is
+    rarely what one wants), 'sum' and 'none' as usual. Gradients: d/dinput = -target (or
+    -exp(target)); d/dtarget = log target + 1 - input, where target > 0. At target = 0 that
+    is -inf in torch (the derivative of 0 log 0); here it is -input (the branch 0 log 0 = 0).
+    """
+    reduction = legacy_reduction("kl_div", size_average, reduce, reduction)
+    op = "kl_div"
+    if reduction not in _REDUCTIONS + ("batchmean",):
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS + ('batchmean',)}, got {reduction!r}")
+    try:
+        np.broadcast_shapes(input.shape, target.shape)
+    except ValueError:
+        raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} do not broadcast") from None
+    if log_target:
+        loss = E.exp(target) * (target - input)
+    else:
+        positive = target > 0
+        safe_log = E.log(E.where(positive, target, 1.0))  # log 1 = 0 where target = 0: 0 log 0 = 0
+        loss = E.where(positive, target * (safe_log - input), -(target * input))
+    if reduction == "batchmean":
+        total = loss.sum()
+        return total / loss.shape[0] if loss.ndim else total
+    if reduction == "mean":
+        warnings.warn("kl_div: reduction='mean' divides the total loss by both the batch size and the "
+                      "support size; 'batchmean' divides only by the batch size and matches the math "
+                      "definition of KL divergence", UserWarning, stacklevel=2)
+    return _reduce(loss, reduction)
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Class indices (any shape, integer) -> int64 one-hot codes, shape (*tensor.shape, num_classes).
+    ``num_classes=-1`` takes max(tensor) + 1. Not differentiable (integer output)."""
+    op = "one_hot"
+    y = tensor.data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    xp = array_module(y)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{op}: tensor must hold integer class indices (int64), got dtype {y.dtype}")
+    if y.size and int(y.min()) < 0:
+        raise ValueError(f"{op}: class values must be non-negative, got {int(y.min())}")
+    if num_classes == -1:
+        if not y.size:
+            raise ValueError(f"{op}: cannot infer num_classes from an empty tensor (shape {y.shape}); pass it")
+        num_classes = int(y.max()) + 1
+    if y.size and int(y.max()) >= num_classes:
+        raise ValueError(f"{op}: class values must be smaller than num_classes ({num_classes}), got "
+                         f"{int(y.max())} (tensor of shape {y.shape})")
+    return Tensor((y[..., None] == xp.arange(num_classes)).astype(np.int64))
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                          size_average: bool | None = None, reduce: bool | None = None,
+                          reduction: str = "mean") -> Tensor:
+    """1 - cos(x1, x2) where target = 1, max(0, cos(x1, x2) - margin) where target = -1.
+
+    cos is taken over the last dim as torch writes it: sum(x1 x2) / sqrt((|x1|^2 + 1e-12)(|x2|^2 + 1e-12)).
+    input1, input2 (N, D) or (D,); target (N,) or () of +1 / -1.
+    """
+    reduction = legacy_reduction("cosine_embedding_loss", size_average, reduce, reduction)
+    op = "cosine_embedding_loss"
+    _check_reduction(op, reduction)
+    if input1.shape != input2.shape or input1.ndim not in (1, 2) or target.shape != input1.shape[:-1]:
+        raise ValueError(f"{op}: input1 and input2 must both be (N, D) (or (D,)) with target (N,) (or ()), "
+                         f"got {input1.shape}, {input2.shape} and target {target.shape}")
+    eps = 1e-12
+    dot = (input1 * input2).sum(-1)
+    mag = ((input1 * input1).sum(-1) + eps) * ((input2 * input2).sum(-1) + eps)
+    cos = dot / E.sqrt(mag)
+    pos = E.where(target == 1, 1 - cos, 0.0)
+    neg = E.where(target == -1, E.clamp(cos - margin, min=0.0), 0.0)
+    return _reduce(pos + neg, reduction)
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2,
+                        eps: float = 1e-6, swap: bool = False, size_average: bool | None = None,
+                        reduce: bool | None = None, reduction: str = "mean") -> Tensor:
+    """max(d(a, p) - d(a, n) + margin, 0) with d = pairwise_distance (p-norm of a - b + eps).
+    ``swap`` uses min(d(a, n), d(p, n)) as the negative distance (Balntas et al. 2016).
+    anchor, positive, negative (N, D) or (D,)."""
+    reduction = legacy_reduction("triplet_margin_loss", size_average, reduce, reduction)
+    op = "triplet_margin_loss"
+    _check_reduction(op, reduction)
+    if not (anchor.ndim == positive.ndim == negative.ndim) or anchor.ndim not in (1, 2):
+        raise ValueError(f"{op}: anchor, positive and negative must all be (N, D) (or all (D,)), got "
+                         f"{anchor.shape}, {positive.shape} and {negative.shape}")
+    if margin <= 0:
+        raise ValueError(f"{op}: margin must be greater than 0, got {margin}")
+    d_ap = pairwise_distance(anchor, positive, p, eps)
+    d_an = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_an = E.minimum(d_an, pairwise_distance(positive, negative, p, eps))
+    return _reduce(E.clamp(d_ap - d_an + margin, min=0.0), reduction)

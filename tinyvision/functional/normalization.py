@@ -14,15 +14,17 @@ See docs/normalization.md for the forward and backward math.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import elementwise as E
 from tinyvision.functional import reduction as R
-from tinyvision.functional._util import check_eps, check_floating, int_sizes
+from tinyvision.functional._util import check_eps, check_floating, check_tensor, int_sizes
 from tinyvision.functional.shape import reshape
 from tinyvision.kernels.compat import array_module, scatter_add
+from tinyvision.kernels.dispatch import kernel
 
 
 def _data(t: Any):
@@ -36,6 +38,8 @@ def _shape(t: Any) -> tuple[int, ...] | None:
 
 def _check_param(op: str, name: str, t: Any, expected: tuple[int, ...], input: Tensor, why: str) -> None:
     """A weight / bias / running statistic must have exactly ``expected`` shape."""
+    if t is not None:
+        check_tensor(op, name, t, arrays=True)
     if t is not None and tuple(t.shape) != expected:
         raise ValueError(f"{op}: {name} has shape {tuple(t.shape)} but input of shape {input.shape} "
                          f"needs {expected} ({why})")
@@ -97,6 +101,32 @@ class Standardize(Function):
         gw = grad * x_hat if need_w else None
         gb = grad if need_b else None
         return gx, gw, gb, None, None, None, None, None
+
+
+class LayerNorm(Function):
+    """Layer norm over the last ``k`` dims as one fused kernel on the (rows, C) view of x (the
+    math, forward and backward, is written out in kernels/reference/normalization.py).
+    Standardize above computes the same thing from NumPy expressions; this node exists for
+    speed: it is on every transformer block's path twice."""
+
+    @staticmethod
+    def forward(ctx: Context, x, weight, bias, k, eps):
+        c = math.prod(x.shape[x.ndim - k:])
+        rows = x.reshape(x.size // c, c)
+        y, mean, rstd = kernel("normalization", "layer_norm_forward", x)(
+            rows, None if weight is None else weight.reshape(c), None if bias is None else bias.reshape(c), eps)
+        ctx.save_for_backward(rows, weight, mean, rstd)
+        ctx.shape, ctx.normalized_shape = x.shape, x.shape[x.ndim - k:]
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        rows, weight, mean, rstd = ctx.saved_tensors
+        dx, dw, db = kernel("normalization", "layer_norm_backward", rows)(
+            grad.reshape(rows.shape), rows, None if weight is None else weight.reshape(-1), mean, rstd)
+        need_w, need_b = ctx.needs_input_grad[1:3]
+        return (dx.reshape(ctx.shape), dw.reshape(ctx.normalized_shape) if need_w else None,
+                db.reshape(ctx.normalized_shape) if need_b else None, None, None)
 
 
 def _update_running(running: Any, batch, momentum: float) -> None:
@@ -162,9 +192,11 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Ten
                          f"of input of shape {input.shape}")
     for name, t in (("weight", weight), ("bias", bias)):
         _check_param("layer_norm", name, t, shape, input, "it must equal normalized_shape")
-    axes = tuple(range(input.ndim - k, input.ndim))
-    mean, var = _moments(input.data, axes)
-    return Standardize.apply(input, weight, bias, mean, var, axes, eps, True)
+    if input.numel() == 0:  # nothing to normalise; the expression path handles the empty shapes
+        axes = tuple(range(input.ndim - k, input.ndim))
+        mean, var = _moments(input.data, axes)
+        return Standardize.apply(input, weight, bias, mean, var, axes, eps, True)
+    return LayerNorm.apply(input, weight, bias, k, float(eps))
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
@@ -191,6 +223,39 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     y = Standardize.apply(grouped, _broadcast_param(weight, shape), _broadcast_param(bias, shape),
                           mean, var, axes, eps, True)
     return reshape(y, input.shape)
+
+
+def instance_norm(input: Tensor, running_mean: Any = None, running_var: Any = None, weight: Tensor | None = None,
+                  bias: Tensor | None = None, use_input_stats: bool = True, momentum: float = 0.1,
+                  eps: float = 1e-5) -> Tensor:
+    """Normalise each channel of each sample over its spatial dims (Ulyanov et al. 2016: style
+    transfer; it removes per-image contrast), then a per-channel affine.
+
+    input: (N, C, *) with at least one spatial dim; running_mean, running_var, weight, bias:
+    (C,). It is group_norm with one channel per group. With ``use_input_stats`` and running
+    buffers given, they are updated in place with the instance statistics averaged over N
+    (the variance unbiased, as batch_norm); ``use_input_stats=False`` normalises with the
+    running statistics instead (batch_norm's eval mode).
+    """
+    op = "instance_norm"
+    if input.ndim < 3:
+        raise ValueError(f"{op}: input must be (N, C, *) with at least one spatial dim, got shape {input.shape}")
+    n, c = input.shape[:2]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        _check_param(op, name, t, (c,), input, f"one value per channel, C = {c}")
+    if not use_input_stats:
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    axes = tuple(range(2, input.ndim))
+    m = input.numel() // max(n * c, 1)
+    if m <= 1:
+        raise ValueError(f"{op}: expected more than 1 spatial element per channel, got input of shape {input.shape}")
+    if running_mean is not None or running_var is not None:
+        mean, var = _moments(input.data, axes)  # (N, C, 1, ...)
+        if running_mean is not None:
+            _update_running(running_mean, mean.reshape(n, c).mean(0), momentum)
+        if running_var is not None:
+            _update_running(running_var, (var * (m / (m - 1))).reshape(n, c).mean(0), momentum)
+    return group_norm(input, c, weight, bias, eps)
 
 
 def _channel_window_sum(a, before: int, after: int):
@@ -275,6 +340,8 @@ class Embedding(Function):
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Look up rows of ``weight`` (num_embeddings, embedding_dim) by the integer ``input`` (*);
     output (*, embedding_dim)."""
+    check_tensor("embedding", "input", input, arrays=True)
+    check_tensor("embedding", "weight", weight)
     index = array_module(weight.data).asarray(_data(input))  # on weight's device
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be (num_embeddings, embedding_dim), "

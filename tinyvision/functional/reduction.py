@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import builtins
 from collections import namedtuple
-from typing import Any
+from typing import Any as Any
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def _max_shift(x, axes: tuple[int, ...]):
     never overflows. 0 where the max is not finite (an all -inf row stays -inf, not NaN) and
     over an empty dim (where max() has no value but the sum of exps is just 0)."""
     xp = array_module(x)
-    if any(x.shape[a] == 0 for a in axes):
+    if builtins.any(x.shape[a] == 0 for a in axes):
         return xp.zeros([1 if a in axes else n for a, n in enumerate(x.shape)], dtype=x.dtype)
     m = x.max(axis=axes, keepdims=True)
     return xp.where(xp.isfinite(m), m, 0)
@@ -136,12 +136,16 @@ class Prod(Function):
 
 
 class Norm(Function):
-    """Vector p-norm ||x||_p = (sum |x|^p)^(1/p) for a finite p != 0."""
+    """Vector p-norm ||x||_p = (sum |x|^p)^(1/p) for a finite p; p = 0 counts the nonzero
+    entries (a step function: its gradient is 0 everywhere, as PyTorch's)."""
 
     @staticmethod
     def forward(ctx: Context, x, p, axes, keepdim):
         xp = array_module(x)
-        y = (xp.abs(x) ** p).sum(axis=axes, keepdims=True) ** (1 / p)
+        if p == 0:
+            y = (x != 0).sum(axis=axes, keepdims=True).astype(x.dtype)
+        else:
+            y = (xp.abs(x) ** p).sum(axis=axes, keepdims=True) ** (1 / p)
         ctx.save_for_backward(x, y)
         ctx.p, ctx.axes, ctx.keepdim = p, axes, keepdim
         return y if keepdim else y.squeeze(axis=axes)
@@ -152,6 +156,8 @@ class Norm(Function):
         the ratio so that neither power overflows; taken as 0 where ||x|| = 0, as PyTorch."""
         x, y = ctx.saved_tensors
         xp = array_module(x)
+        if ctx.p == 0:
+            return xp.zeros_like(x), None, None, None
         g = expand_reduced(grad, x.shape, ctx.axes, ctx.keepdim)
         ratio = xp.abs(x) / xp.where(y == 0, 1, y)
         return g * xp.sign(x) * ratio ** (ctx.p - 1) * (y != 0), None, None, None
@@ -203,16 +209,33 @@ def mean(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
     return Sum.apply(input, axes, keepdim) / n
 
 
-def var(input: Tensor, dim: Dim = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
-    """Variance over ``dim``; ``correction=1`` (the default, as in PyTorch) divides by n - 1."""
+def _correction(op: str, dim: Any, unbiased: Any, correction: Any) -> tuple[Any, int]:
+    """PyTorch's three spellings: var(x, dim, unbiased, keepdim), var(x, unbiased) and
+    var(x, dim, correction=c); unbiased=True is correction 1, False is 0."""
+    if isinstance(dim, bool):  # var(x, False): the bool is unbiased
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{op}: give unbiased or correction, not both")
+    if unbiased is not None:
+        return dim, int(bool(unbiased))
+    return dim, 1 if correction is None else correction
+
+
+def var(input: Tensor, dim: Dim = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: int | None = None) -> Tensor:
+    """Variance over ``dim``: sum((x - mean)^2) / (n - correction); correction 1 (the
+    default, as in PyTorch; unbiased=True) divides by n - 1, 0 (unbiased=False) by n."""
     check_floating("var", "input", input)
-    return Var.apply(input, normalize_dims(dim, input.ndim, "var"), keepdim, correction, False)
+    dim, c = _correction("var", dim, unbiased, correction)
+    return Var.apply(input, normalize_dims(dim, input.ndim, "var"), keepdim, c, False)
 
 
-def std(input: Tensor, dim: Dim = None, *, correction: int = 1, keepdim: bool = False) -> Tensor:
-    """Standard deviation, sqrt(var); its gradient is 0 where it is 0."""
+def std(input: Tensor, dim: Dim = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: int | None = None) -> Tensor:
+    """Standard deviation, sqrt(var) (same arguments); its gradient is 0 where it is 0."""
     check_floating("std", "input", input)
-    return Var.apply(input, normalize_dims(dim, input.ndim, "std"), keepdim, correction, True)
+    dim, c = _correction("std", dim, unbiased, correction)
+    return Var.apply(input, normalize_dims(dim, input.ndim, "std"), keepdim, c, True)
 
 
 def _check_nonempty(op: str, shape: tuple[int, ...], axes: tuple[int, ...]) -> None:
@@ -283,24 +306,45 @@ def _arg(input: Tensor, dim: int | None, keepdim: bool, op: str) -> Tensor:
     return Tensor(getattr(x, op)(axis=axis, keepdims=keepdim).astype(np.int64))
 
 
+def _logical(op: str, input: Tensor, dim: Dim, keepdim: bool) -> Tensor:
+    x = input.data
+    axes = normalize_dims(dim, x.ndim, op)
+    return Tensor(getattr(x != 0, op)(axis=axes, keepdims=keepdim))
+
+
+def all(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    """True where every element over ``dim`` is nonzero (bool, no gradient)."""
+    return _logical("all", input, dim, keepdim)
+
+
+def any(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    """True where some element over ``dim`` is nonzero (bool, no gradient)."""
+    return _logical("any", input, dim, keepdim)
+
+
 def logsumexp(input: Tensor, dim: Dim, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x))) computed stably; its gradient is softmax(x)."""
     return LogSumExp.apply(input, normalize_dims(dim, input.ndim, "logsumexp"), keepdim)
 
 
-def prod(input: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+def prod(input: Tensor, dim: Dim = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    """Product over ``dim``; ``dtype`` casts the input first (e.g. ints to float64), as in
+    PyTorch. Gradient: the product of the other elements, exact with zeros."""
+    if dtype is not None:
+        input = E.cast(input, dtype)
     return Prod.apply(input, normalize_dims(dim, input.ndim, "prod"), keepdim)
 
 
 def norm(input: Tensor, p: Any = 2, dim: Dim = None, keepdim: bool = False) -> Tensor:
     """Vector p-norm over ``dim`` (all axes when None): p = 2 or 'fro' (the default), 1, 3, any
-    finite p != 0, inf (max |x|) or -inf (min |x|). The gradient is 0 where the norm is 0."""
+    finite p, 0 (the count of nonzeros), inf (max |x|) or -inf (min |x|). The gradient is 0
+    where the norm is 0."""
     check_floating("norm", "input", input)
     axes = normalize_dims(dim, input.ndim, "norm")
     if p == "fro":
         p = 2
-    if isinstance(p, str) or p == 0:
-        raise ValueError(f"norm: p must be a nonzero number, 'fro', inf or -inf, got {p!r}")
+    if isinstance(p, str):
+        raise ValueError(f"norm: p must be a number, 'fro', inf or -inf, got {p!r}")
     if p == float("inf"):
         return amax(E.abs(input), axes, keepdim)
     if p == float("-inf"):
@@ -326,11 +370,17 @@ def _softmax_args(op: str, input: Tensor, dim: int | None, dtype: Any) -> tuple[
     return input, normalize_dim(dim, input.ndim, op)
 
 
+def _along(fn: type, input: Tensor, dim: int) -> Tensor:
+    if input.ndim == 0:  # a scalar is a distribution over one element, as in torch
+        return fn.apply(input.reshape(1), 0).reshape(())
+    return fn.apply(input, dim)
+
+
 def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim``, shifted by the max for stability."""
-    return Softmax.apply(*_softmax_args("softmax", input, dim, dtype))
+    return _along(Softmax, *_softmax_args("softmax", input, dim, dtype))
 
 
 def log_softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
     """x - logsumexp(x) along ``dim``: stable where log(softmax(x)) underflows to -inf."""
-    return LogSoftmax.apply(*_softmax_args("log_softmax", input, dim, dtype))
+    return _along(LogSoftmax, *_softmax_args("log_softmax", input, dim, dtype))

@@ -28,7 +28,7 @@ import numpy as np
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.functional._util import check_floating, check_tensor
+from tinyvision.functional._util import check_floating, check_tensor, int_sizes, real_number
 from tinyvision.functional.shape import permute, reshape
 from tinyvision.kernels.compat import array_module
 
@@ -262,7 +262,9 @@ def _per_axis(value: Any, name: str, cast: type, ndim: int) -> tuple:
     if len(values) != ndim - 2:
         raise ValueError(f"interpolate: {name} must be one value or {ndim - 2} values for {ndim}-D input "
                          f"{_SPATIAL[ndim]}, got {value}")
-    return tuple(cast(v) for v in values)
+    if cast is int:  # sizes are ints (2.5 is refused, not truncated), as in torch
+        return int_sizes("interpolate", name, values)
+    return tuple(float(real_number("interpolate", name, v)) for v in values)
 
 
 def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
@@ -286,6 +288,9 @@ def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
         raise ValueError(f"interpolate: mode must be one of {tuple(_MODES)}, got {mode!r}")
     if not mode.startswith("nearest"):  # weights are fractions: an integer map would truncate them to 0
         check_floating("interpolate", "input", input, f" for mode {mode!r}")
+    if 0 in input.shape[1:]:
+        raise ValueError(f"interpolate: input of shape {input.shape} has a zero-size dim; only the "
+                         "batch dim may be 0")
     if input.ndim not in _SPATIAL or _MODES[mode] not in (None, input.ndim):
         need = _SPATIAL[_MODES[mode]] if _MODES[mode] else "3-, 4- or 5-D (N, C, *spatial)"
         raise ValueError(f"interpolate: mode {mode!r} needs {need} input, got shape {input.shape}")

@@ -158,7 +158,7 @@ def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
 
 
 def permute(input: Tensor, dims: Sequence[int]) -> Tensor:
-    dims = tuple(dims)
+    dims = _size_args(dims, "permute", "dims")
     if len(dims) != input.ndim:
         raise ValueError(f"permute: got {len(dims)} dims {dims} for a tensor of {input.ndim} dims")
     axes = tuple(normalize_dim(d, input.ndim, "permute") for d in dims)
@@ -257,12 +257,15 @@ def roll(input: Tensor, shifts: Any, dims: Any = None) -> Tensor:
 
 
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
-    """Join along ``dim``; every other dim must agree (the error lists the shapes)."""
+    """Join along ``dim``; every other dim must agree (the error lists the shapes).
+    Empty 1-D tensors (shape (0,)) are skipped whatever the others' shapes, as PyTorch does."""
     tensors = tensor_list("cat", "tensors", tensors)
     for i, t in enumerate(tensors):
         if t.ndim == 0:
             raise ValueError(f"cat: tensors[{i}] is zero-dimensional and cannot be concatenated; "
                              "use stack to join scalars")
+    if any(t.shape != (0,) for t in tensors):
+        tensors = [t for t in tensors if t.shape != (0,)]
     axis = normalize_dim(dim, tensors[0].ndim, "cat")
     ref = tensors[0].shape
     for t in tensors[1:]:
@@ -357,3 +360,92 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
             idx = np.clip(idx, 0, n - 1)
         out = index_select(out, d, Tensor(idx))
     return out
+
+
+# ------------------------------------------------------------------ more views and copies
+def numel(input: Tensor) -> int:
+    """The number of elements."""
+    return input.numel()
+
+
+def t(input: Tensor) -> Tensor:
+    """The transpose of a matrix; a 0-d or 1-d tensor comes back as it is."""
+    if input.ndim > 2:
+        raise ValueError(f"t: expects a tensor with <= 2 dims, got shape {input.shape}; use transpose or mT")
+    return input if input.ndim < 2 else transpose(input, 0, 1)
+
+
+def view_as(input: Tensor, other: Tensor) -> Tensor:
+    return reshape(input, other.shape)
+
+
+def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """Elements start .. start + length - 1 along ``dim`` (a negative start counts from the
+    end). Gradient: back into that slab."""
+    d = normalize_dim(dim, input.ndim, "narrow")
+    n = input.shape[d]
+    s = int(start) + n if int(start) < 0 else int(start)
+    if not (0 <= s <= n and 0 <= int(length) <= n - s):
+        raise IndexError(f"narrow: start {start} and length {length} do not fit dim {dim} of size {n} "
+                         f"(need 0 <= start + length <= {n})")
+    return input[(slice(None),) * d + (slice(s, s + int(length)),)]
+
+
+def unbind(input: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
+    """The slices along ``dim``, each without that dim: (3, 4) -> three (4,) with dim=0."""
+    d = normalize_dim(dim, input.ndim, "unbind")
+    return tuple(input[(slice(None),) * d + (i,)] for i in range(input.shape[d]))
+
+
+def repeat_interleave(input: Tensor, repeats: Any = None, dim: int | None = None, *,
+                      output_size: int | None = None) -> Tensor:
+    """Repeat each element ``repeats`` times along ``dim`` (the flattened input when None):
+    [a, b] with repeats 2 -> [a, a, b, b]; repeats may be one count per element (a tensor).
+    ``repeat_interleave(counts)`` alone gives [0]*counts[0] + [1]*counts[1] + ...
+    Gradient: each copy's gradient summed back (an index_select's backward)."""
+    from tinyvision.functional.indexing import index_select
+
+    if repeats is None:  # the one-argument form: input holds the counts
+        counts = input.data
+        xp = array_module(counts)
+        return Tensor(xp.repeat(xp.arange(counts.shape[0]), counts))
+    if dim is None:
+        input, d = flatten(input), 0
+    else:
+        d = normalize_dim(dim, input.ndim, "repeat_interleave")
+    n = input.shape[d] if input.ndim else 1
+    counts = repeats.data if isinstance(repeats, Tensor) else np.asarray(repeats)
+    if counts.dtype.kind not in "iu" or counts.ndim > 1 or counts.size not in (1, n):
+        raise ValueError(f"repeat_interleave: repeats must be an int or a 1-D integer tensor of 1 or {n} "
+                         f"counts (dim {dim} has size {n}); got {repeats!r}")
+    if (counts < 0).any():
+        raise ValueError(f"repeat_interleave: repeats must be non-negative, got {repeats!r}")
+    xp = array_module(input.data)
+    index = xp.repeat(xp.arange(n), xp.asarray(counts).reshape(-1))
+    if output_size is not None and index.shape[0] != output_size:
+        raise ValueError(f"repeat_interleave: output_size {output_size} differs from the sum of repeats {index.shape[0]}")
+    if input.ndim == 0:
+        input = reshape(input, (1,))
+    return index_select(input, d, Tensor(index))
+
+
+def meshgrid(*tensors: Tensor, indexing: str = "ij") -> tuple[Tensor, ...]:
+    """Coordinate grids from 1-D tensors of sizes n_0, n_1, ...: each output has shape
+    (n_0, n_1, ...) with ``tensors[i]`` laid along dim i ('ij', matrix indexing). 'xy'
+    (Cartesian) swaps the first two dims, so that x varies along columns. Gradient: each
+    grid sums back onto its tensor (a broadcast's backward)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    if any(t.ndim > 1 for t in tensors):
+        raise ValueError(f"meshgrid: expects 0-d or 1-d tensors, got shapes {[t.shape for t in tensors]}")
+    flat = [reshape(t, (-1,)) for t in tensors]
+    if indexing == "xy" and len(flat) >= 2:
+        flat[0], flat[1] = flat[1], flat[0]
+    shape = tuple(t.shape[0] for t in flat)
+    grids = [broadcast_to(reshape(t, [-1 if i == k else 1 for k in range(len(flat))]), shape)
+             for i, t in enumerate(flat)]
+    if indexing == "xy" and len(grids) >= 2:  # back to the callers' order; the shape stays (n_1, n_0, ...)
+        grids[0], grids[1] = grids[1], grids[0]
+    return tuple(grids)

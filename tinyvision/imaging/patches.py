@@ -2,7 +2,9 @@
 
 ``PatchDataset(photos, patch_size, degrade, length, seed)[i]`` cuts a patch from one of the
 photos (chosen in proportion to its area, so a large photo is not under-sampled), turns it by
-one of the 8 symmetries of the square, and returns ``(degrade(patch, rng), patch)``. Sample i
+one of the 8 symmetries of the square, and returns ``(degrade(patch, rng), patch)``. With
+``margin`` m the crop is m pixels larger on every side and both are cut back after degrading,
+so that a blur sees the photo's real surroundings instead of a padded edge. Sample i
 of epoch e draws everything from the generator seeded by (seed, e, i): reproducible, and a
 fresh crop and fresh noise every epoch once ``set_epoch(e)`` is called (the restoration tasks
 do it from their training module).
@@ -32,13 +34,13 @@ class PatchDataset(Dataset):
     """``length`` random (degraded, clean) patch pairs per epoch from ``photos`` ((C, H, W) arrays)."""
 
     def __init__(self, photos: list[np.ndarray], patch_size: int, degrade: Degrade, length: int,
-                 seed: int = 0, augment: bool = True) -> None:
+                 seed: int = 0, augment: bool = True, margin: int = 0) -> None:
         if not photos:
             raise ValueError("PatchDataset: needs at least one photo")
-        small = [p.shape for p in photos if min(p.shape[1:]) < patch_size]
+        small = [p.shape for p in photos if min(p.shape[1:]) < patch_size + 2 * margin]
         if small:
-            raise ValueError(f"PatchDataset: patch_size {patch_size} exceeds photos of shape {small}")
-        self.photos, self.patch_size, self.degrade = photos, patch_size, degrade
+            raise ValueError(f"PatchDataset: patch_size {patch_size} (+ 2 x margin {margin}) exceeds photos of shape {small}")
+        self.photos, self.patch_size, self.degrade, self.margin = photos, patch_size, degrade, margin
         self.length, self.seed, self.augment, self.epoch = length, seed, augment, 0
         areas = np.array([p.shape[1] * p.shape[2] for p in photos], dtype=np.float64)
         self.weights = areas / areas.sum()
@@ -54,14 +56,18 @@ class PatchDataset(Dataset):
             raise IndexError(f"PatchDataset: index {index} out of range for {self.length} patches")
         rng = np.random.default_rng((self.seed, self.epoch, index))
         photo = self.photos[rng.choice(len(self.photos), p=self.weights)]
-        p = self.patch_size
+        p = self.patch_size + 2 * self.margin
         top = rng.integers(0, photo.shape[1] - p + 1)
         left = rng.integers(0, photo.shape[2] - p + 1)
         patch = photo[:, top:top + p, left:left + p]
         if self.augment:
             patch = dihedral(patch, int(rng.integers(8)))
         patch = np.ascontiguousarray(patch, dtype=np.float32)
-        return np.asarray(self.degrade(patch, rng), dtype=np.float32), patch
+        degraded = np.asarray(self.degrade(patch, rng), dtype=np.float32)
+        m = self.margin
+        if m:  # degraded with its true surroundings, then the surroundings dropped
+            degraded, patch = degraded[:, m:-m, m:-m], patch[:, m:-m, m:-m]
+        return np.ascontiguousarray(degraded), np.ascontiguousarray(patch)
 
 
 class DegradedImages(Dataset):

@@ -76,6 +76,39 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(x))
 
 
+def drop_path(x: tv.Tensor, p: float = 0.0, training: bool = False) -> tv.Tensor:
+    """Stochastic depth (Huang et al. 2016): drop a residual branch for whole samples.
+
+    x (N, ...) -> x * m_n / (1 - p), with m_n ~ Bernoulli(1 - p) drawn once per sample n
+    (from ``tinyvision.random``), so the branch's expected value is unchanged; identity in
+    eval mode or with p = 0. The gradient is the same per-sample mask times 1 / (1 - p).
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"drop_path: p must be in [0, 1), got {p}")
+    if p == 0.0 or not training:
+        return x
+    from tinyvision.random import rand_array
+
+    keep = rand_array((x.shape[0],) + (1,) * (x.ndim - 1), x.device) >= p
+    return x * tv.tensor(keep.astype(x.dtype) / x.dtype.type(1.0 - p), device=x.device)
+
+
+class DropPath(nn.Module):
+    """``drop_path`` as a layer (timm's name); no parameters, so no state_dict keys."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= drop_prob < 1.0:
+            raise ValueError(f"DropPath: drop_prob must be in [0, 1), got {drop_prob}")
+        self.drop_prob = drop_prob
+
+    def forward(self, x: tv.Tensor) -> tv.Tensor:
+        return drop_path(x, self.drop_prob, self.training)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
 class Mlp(nn.Module):
     """Linear(D, hidden) -> GELU (exact) -> Linear(hidden, D), with dropout after each."""
 
@@ -95,16 +128,44 @@ class Block(nn.Module):
     """Pre-norm transformer encoder block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop: float = 0.0, attn_drop: float = 0.0, fused_attn: bool = True) -> None:
+                 drop: float = 0.0, attn_drop: float = 0.0, fused_attn: bool = True, drop_path: float = 0.0) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop, fused=fused_attn)
+        self.drop_path1 = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.drop_path2 = DropPath(drop_path)
 
     def forward(self, x: tv.Tensor) -> tv.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        x = x + self.drop_path1(self.attn(self.norm1(x)))
+        return x + self.drop_path2(self.mlp(self.norm2(x)))
+
+
+WEIGHT_INITS = ("", "xavier")
+
+
+def init_linear_weights(model: nn.Module, weight_init: str = "") -> None:
+    """Every Linear of ``model``: '' = timm's default, trunc_normal(std 0.02); 'xavier' =
+    Xavier-uniform, U(+-sqrt(6 / (fan_in + fan_out))) (the original ViT's JAX code and MAE's).
+    Biases 0 in both.
+
+    Why two: std 0.02 is about 1/sqrt(2500), i.e. fan-in scaled for widths of a few thousand
+    (ViT-B's MLP, 3072). At widths of 48-192 it makes every residual branch start near zero
+    (0.02 * sqrt(96) ~ 0.2 per layer, squared across a branch's two layers), so a small model
+    begins as "patch embedding -> pooling -> head" and spends hundreds of steps at chance
+    before the branches grow; Xavier's scale follows the width (docs/training.md measures it).
+    """
+    if weight_init not in WEIGHT_INITS:
+        raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}")
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            if weight_init == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 class VisionTransformer(nn.Module):
@@ -113,7 +174,7 @@ class VisionTransformer(nn.Module):
     def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, num_classes: int = 1000,
                  embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
-                 fused_attn: bool = True) -> None:
+                 fused_attn: bool = True, drop_path_rate: float = 0.0, weight_init: str = "") -> None:
         super().__init__()
         self.num_classes = num_classes
         self.embed_dim = embed_dim
@@ -121,26 +182,25 @@ class VisionTransformer(nn.Module):
         self.cls_token = nn.Parameter(tv.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(tv.zeros(1, self.patch_embed.num_patches + 1, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
+        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # stochastic depth 0 -> rate
         self.blocks = nn.Sequential(*[Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate,
-                                            attn_drop_rate, fused_attn) for _ in range(depth)])
+                                            attn_drop_rate, fused_attn, rates[i]) for i in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
-        # timm's default init
+        # timm's default init ('xavier': see init_linear_weights)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_linear_weights(self, weight_init)
 
     def forward_features(self, x: tv.Tensor) -> tv.Tensor:
         """(N, C, H, W) -> (N, 1 + num_patches, D), after the final LayerNorm."""
-        x = self.patch_embed(x)
+        return self.norm(self.blocks(self._pos_embed(self.patch_embed(x))))
+
+    def _pos_embed(self, x: tv.Tensor) -> tv.Tensor:
+        """(N, num_patches, D) -> (N, 1 + num_patches, D): prepend the class token, add positions."""
         cls = self.cls_token.expand(x.shape[0], -1, -1)
-        x = self.pos_drop(tv.cat([cls, x], dim=1) + self.pos_embed)
-        return self.norm(self.blocks(x))
+        return self.pos_drop(tv.cat([cls, x], dim=1) + self.pos_embed)
 
     def forward(self, x: tv.Tensor) -> tv.Tensor:
         return self.head(self.forward_features(x)[:, 0])  # classify from the class token

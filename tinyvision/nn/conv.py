@@ -1,4 +1,5 @@
-"""``Conv2d`` and ``ConvTranspose2d`` (the compute is in ``F.conv2d`` / ``F.conv_transpose2d``).
+"""``Conv1d``, ``Conv2d``, ``Conv3d``, ``ConvTranspose2d``, ``Unfold`` and ``Fold`` (the compute is
+in ``tinyvision.functional.conv``).
 
 ``padding_mode`` is PyTorch's: 'zeros' pads inside the convolution; 'reflect', 'replicate' and
 'circular' pad the input first with ``F.pad`` (whose backward folds the padded border's
@@ -13,8 +14,9 @@ import numpy as np
 
 from tinyvision import functional as F
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.functional._util import pair as _pair
+from tinyvision.functional._util import ntuple
 from tinyvision.functional.conv import padding_widths
+from tinyvision.kernels.reference.conv import conv_transpose_output_size
 from tinyvision.nn.linear import reset_weight_and_bias
 from tinyvision.nn.module import Module, empty_parameter
 
@@ -28,11 +30,16 @@ class _ConvNd(Module):
     for ConvTranspose2d (the transposed conv is the gradient of a conv from out to in).
     """
 
+    _n = 2  # spatial dims: 1 for Conv1d, 3 for Conv3d
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any,
                  padding: Any, dilation: Any, groups: int, bias: bool, padding_mode: str,
                  transposed: bool, output_padding: Any, device: str | None, dtype: Any) -> None:
         super().__init__()
-        name = type(self).__name__
+        name, n = type(self).__name__, self._n
+
+        def _ntuple(op: str, arg: str, value: Any) -> tuple[int, ...]:  # n ints, one per spatial dim
+            return ntuple(op, arg, value, n)
         if groups <= 0 or in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
                              f"must both be divisible by groups ({groups})")
@@ -43,14 +50,14 @@ class _ConvNd(Module):
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{name}: padding must be 'same', 'valid', an int or a pair, got {padding!r}")
-            if padding == "same" and _pair(name, "stride", stride) != (1, 1):
+            if padding == "same" and _ntuple(name, "stride", stride) != (1,) * n:
                 raise ValueError(f"{name}: padding='same' needs stride 1, got stride={stride}")
         else:
-            padding = _pair(name, "padding", padding)
+            padding = _ntuple(name, "padding", padding)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = _pair(name, "kernel_size", kernel_size), _pair(name, "stride", stride)
-        self.padding, self.dilation, self.padding_mode = padding, _pair(name, "dilation", dilation), padding_mode
-        self.transposed, self.output_padding = transposed, _pair(name, "output_padding", output_padding)
+        self.kernel_size, self.stride = _ntuple(name, "kernel_size", kernel_size), _ntuple(name, "stride", stride)
+        self.padding, self.dilation, self.padding_mode = padding, _ntuple(name, "dilation", dilation), padding_mode
+        self.transposed, self.output_padding = transposed, _ntuple(name, "output_padding", output_padding)
         channels = (in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups)
         self.weight = empty_parameter(channels + self.kernel_size, dtype, device)
         self.bias = empty_parameter((out_channels,), dtype, device) if bias else None
@@ -60,12 +67,13 @@ class _ConvNd(Module):
         reset_weight_and_bias(self.weight, self.bias)
 
     def extra_repr(self) -> str:
+        zeros, ones = (0,) * self._n, (1,) * self._n
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
+        if self.padding != zeros:
             s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
+        if self.dilation != ones:
             s += f", dilation={self.dilation}"
-        if self.output_padding != (0, 0):
+        if self.output_padding != zeros:
             s += f", output_padding={self.output_padding}"
         if self.groups != 1:
             s += f", groups={self.groups}"
@@ -92,11 +100,26 @@ class Conv2d(_ConvNd):
                          bias, padding_mode, False, 0, device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
+        conv = (F.conv1d, F.conv2d, F.conv3d)[self._n - 1]
         if self.padding_mode == "zeros":
-            return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+            return conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         widths = padding_widths(self.padding, self.kernel_size, self.dilation)
         padded = F.pad(input, widths, mode=self.padding_mode)
-        return F.conv2d(padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return conv(padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class Conv1d(Conv2d):
+    """1-D cross-correlation: (N, C_in, L) -> (N, C_out, L_out); ``weight`` (C_out, C_in/groups, k).
+    Computed as a conv2d on a height-1 image (see ``F.conv1d``)."""
+
+    _n = 1  # Conv2d's arguments, each a 1-tuple
+
+
+class Conv3d(Conv2d):
+    """3-D cross-correlation: (N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out); ``weight``
+    (C_out, C_in/groups, kD, kH, kW). Computed as KD conv2d's (see ``F.conv3d``)."""
+
+    _n = 3  # Conv2d's arguments, each a 3-tuple
 
 
 class ConvTranspose2d(_ConvNd):
@@ -124,8 +147,8 @@ class ConvTranspose2d(_ConvNd):
         want = tuple(output_size)[-2:]
         extra = []
         for i, (n, target) in enumerate(zip(input.shape[2:], want)):
-            smallest = ((n - 1) * self.stride[i] - 2 * self.padding[i]
-                        + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            smallest = conv_transpose_output_size(n, self.kernel_size[i], self.stride[i], self.padding[i],
+                                                  self.dilation[i])
             if not smallest <= target < smallest + self.stride[i]:
                 raise ValueError(f"ConvTranspose2d: output_size {tuple(output_size)} is not reachable from "
                                  f"input of shape {input.shape}: dim {i} must be in "
@@ -136,3 +159,35 @@ class ConvTranspose2d(_ConvNd):
     def forward(self, input: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
         return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
                                   self._output_padding(input, output_size), self.groups, self.dilation)
+
+
+class Unfold(Module):
+    """im2col: (N, C, H, W) -> (N, C * prod(kernel_size), L) (see ``F.unfold``)."""
+
+    def __init__(self, kernel_size: Any, dilation: Any = 1, padding: Any = 0, stride: Any = 1) -> None:
+        super().__init__()
+        self.kernel_size, self.dilation, self.padding, self.stride = kernel_size, dilation, padding, stride
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, padding={self.padding}, "
+                f"stride={self.stride}")
+
+
+class Fold(Module):
+    """col2im: (N, C * prod(kernel_size), L) -> (N, C, *output_size), overlaps summed (``F.fold``)."""
+
+    def __init__(self, output_size: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
+                 stride: Any = 1) -> None:
+        super().__init__()
+        self.output_size, self.kernel_size = output_size, kernel_size
+        self.dilation, self.padding, self.stride = dilation, padding, stride
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.fold(input, self.output_size, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self) -> str:
+        return (f"output_size={self.output_size}, kernel_size={self.kernel_size}, dilation={self.dilation}, "
+                f"padding={self.padding}, stride={self.stride}")

@@ -25,31 +25,13 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
+# one handle class for Tensor hooks and Module hooks, as torch.utils.hooks.RemovableHandle
+from tinyvision.autograd.function import RemovableHandle
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.kernels import compat
 # empty_parameter is imported for the layer files that import it from here
 from tinyvision.nn.parameter import Parameter, empty_parameter  # noqa: F401
 from tinyvision.serialization import as_array
-
-
-class RemovableHandle:
-    """Returned by ``register_forward_hook`` / ``register_forward_pre_hook``: ``.remove()``
-    unregisters the hook (also usable as a context manager)."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict) -> None:
-        self.hooks = hooks
-        self.id = next(RemovableHandle._ids)
-
-    def remove(self) -> None:
-        self.hooks.pop(self.id, None)
-
-    def __enter__(self) -> "RemovableHandle":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.remove()
 
 
 class IncompatibleKeys(NamedTuple):

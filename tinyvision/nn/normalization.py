@@ -1,4 +1,4 @@
-"""Normalisation layers: BatchNorm1d/2d, LayerNorm, GroupNorm, LocalResponseNorm.
+"""Normalisation layers: BatchNorm1d/2d, InstanceNorm1d/2d/3d, LayerNorm, GroupNorm, LocalResponseNorm.
 
 The maths (and the gradients) live in ``tinyvision.functional.normalization``; these Modules
 own the parameters and, for BatchNorm, the running statistics.
@@ -107,6 +107,55 @@ class BatchNorm2d(_BatchNorm):
     """BatchNorm over (N, C, H, W) input, per channel C."""
 
     _ranks = (4,)
+
+
+class _InstanceNorm(_BatchNorm):
+    """Shared body of InstanceNorm1d/2d/3d: each channel of each sample is normalised over its
+    own spatial dims (``F.instance_norm``). torch's defaults differ from BatchNorm's:
+    ``affine=False`` and ``track_running_stats=False``. With running stats tracked, training
+    updates them (the instance statistics averaged over the batch) and eval uses them;
+    ``num_batches_tracked`` is kept (torch's key) but, as in torch, not counted up."""
+
+    _spatial = 2
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False,
+                 device: str | None = None, dtype: Any = None, *, bias: bool = True) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
+
+    def forward(self, input: Tensor) -> Tensor:
+        name, k = type(self).__name__, self._spatial
+        if input.ndim not in (k + 1, k + 2):
+            raise ValueError(f"{name}: expected {k + 1}-d (unbatched) or {k + 2}-d input, "
+                             f"got shape {input.shape}")
+        unbatched = input.ndim == k + 1
+        x = input.unsqueeze(0) if unbatched else input
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{name}: expected input with {self.num_features} channels (dim "
+                             f"{0 if unbatched else 1}), got shape {input.shape}")
+        use_input_stats = self.training or not self.track_running_stats
+        momentum = 0.0 if self.momentum is None else self.momentum
+        y = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias, use_input_stats,
+                            momentum, self.eps)
+        return y.squeeze(0) if unbatched else y
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """InstanceNorm over (N, C, L) or (C, L) input."""
+
+    _spatial = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """InstanceNorm over (N, C, H, W) or (C, H, W) input (style transfer's normalisation)."""
+
+    _spatial = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """InstanceNorm over (N, C, D, H, W) or (C, D, H, W) input."""
+
+    _spatial = 3
 
 
 class LayerNorm(Module):

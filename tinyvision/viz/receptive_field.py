@@ -27,6 +27,7 @@ import numpy as np
 import tinyvision as tv
 from tinyvision import nn
 from tinyvision.functional._util import pair
+from tinyvision.functional.conv import padding_widths
 from tinyvision.viz._model import evaluating
 
 
@@ -57,7 +58,8 @@ def geometry(module: Any) -> tuple[tuple[int, int], tuple[int, int], tuple[int, 
     d = _pair(getattr(module, "dilation", 1))
     p = getattr(module, "padding", 0)
     if p == "same":  # stride 1; PyTorch puts the odd pixel on the right, the left gets the floor
-        p = tuple((di * (ki - 1)) // 2 for ki, di in zip(k, d))
+        left, _, top, _ = padding_widths("same", k, d)
+        p = (top, left)
     elif p == "valid":
         p = 0
     return k, s, _pair(p), d
