@@ -183,7 +183,9 @@ class DetectTask(Task):
                 print(f"{SEGMENTATION_CLASSES[int(label)]:>8} {score:.3f}  box "
                       + " ".join(f"{v:.1f}" for v in box))
                 shown += 1
-        path = draw_detections(image, detections, SEGMENTATION_CLASSES, Path(f"{Path(args.image).stem}_{self.name}.png"))
+        top = {k: v[:args.topk] for k, v in detections.items()}     # draw what was printed
+        path = draw_detections(image, top, SEGMENTATION_CLASSES, Path(f"{Path(args.image).stem}_{self.name}.png"),
+                               score_thresh=0.0)
         print(f"wrote {path}")
 
 
