@@ -103,3 +103,18 @@ def test_a_teacher_with_other_classes_is_a_clear_error() -> None:
                                lambda p: tv.optim.SGD(p, lr=0.1))
     with pytest.raises(ValueError, match="distillation must be one of"):
         DistillationClassifier(teacher, teacher, lambda p: p, distillation="warm")
+
+
+def test_precomputed_teacher_logits_give_the_same_loss_as_the_teacher() -> None:
+    tv.manual_seed(0)
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    student = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    x, y = tv.randn(4, 3, 2, 2), tv.tensor([0, 1, 2, 0])
+    online = DistillationClassifier(student, teacher, lambda p: tv.optim.SGD(p, lr=0.1), tau=2.0)
+    offline = DistillationClassifier(student, None, lambda p: tv.optim.SGD(p, lr=0.1), tau=2.0)
+    with tv.no_grad():
+        z_t = teacher(x)
+    np.testing.assert_allclose(offline.training_step((x, y, z_t), 0)["loss"].item(),
+                               online.training_step((x, y), 0)["loss"].item(), rtol=1e-6)
+    with pytest.raises(ValueError, match="must carry the teacher's logits"):
+        offline.training_step((x, y), 0)

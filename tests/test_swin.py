@@ -92,3 +92,17 @@ def test_sizes_that_do_not_fit_are_clear_errors() -> None:
     model = SwinTransformer(img_size=32, patch_size=4, window_size=4, embed_dim=8, depths=(1,), num_heads=(1,))
     with pytest.raises(ValueError, match="expected 32x32 images"):
         model(tv.randn(1, 3, 28, 28))
+
+
+def test_xavier_weight_init_scales_with_the_width() -> None:
+    """timm's trunc_normal(0.02) whatever the width, or Xavier-uniform: std sqrt(2 / (fan_in + fan_out))."""
+    tv.manual_seed(0)
+    default = SwinTransformer(img_size=32, patch_size=4, window_size=4, embed_dim=64, depths=(1,), num_heads=(2,))
+    xavier = SwinTransformer(img_size=32, patch_size=4, window_size=4, embed_dim=64, depths=(1,), num_heads=(2,),
+                             weight_init="xavier")
+    fc1 = (default.layers[0].blocks[0].mlp.fc1.weight, xavier.layers[0].blocks[0].mlp.fc1.weight)  # (256, 64)
+    assert abs(fc1[0].detach().numpy().std() - 0.02) < 0.002
+    assert abs(fc1[1].detach().numpy().std() - (2 / (64 + 256)) ** 0.5) < 0.005
+    with pytest.raises(ValueError, match="weight_init must be one of"):
+        SwinTransformer(img_size=32, patch_size=4, window_size=4, embed_dim=8, depths=(1,), num_heads=(1,),
+                        weight_init="jax")

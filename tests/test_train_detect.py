@@ -59,6 +59,7 @@ def test_detect_task_recipe_and_errors():
         task.datasets(dict(task.defaults, data="digits", seed=0))
 
 
+@pytest.mark.slow  # builds the recipe's 128-wide RetinaNet
 def test_viz_anchors_matches_every_box(tmp_path, capsys):
     """`tinyvision viz anchors`: the recipe's anchors on a scene; every box gets at least one
     anchor (the matcher's low-quality matches), and the picture is written."""
@@ -72,3 +73,58 @@ def test_viz_anchors_matches_every_box(tmp_path, capsys):
     assert lines[0].startswith("P3: 576 anchors (stride 8)")
     matched = sum(int(line.split(", ")[1].split()[0]) for line in lines if line.startswith("P"))
     assert matched >= 5                          # the scene (seed 3) holds 5 boxes
+
+
+@pytest.mark.slow  # Mask R-CNN's train path is in tests/test_detection.py's default run
+def test_instance_task_step_with_mask_rcnn():
+    """The instance task: Mask R-CNN's five losses on a batch (an image without objects
+    included), and box + mask mAP from a validation pass."""
+    tv.manual_seed(0)
+    task = get_task("instance")
+    assert task.default_model == "maskrcnn_resnet18_fpn" and task.iou_type == ("bbox", "segm")
+    config = dict(task.defaults, model="maskrcnn_resnet18_fpn", image_size=64, num_classes=4)
+    kwargs = task.model_kwargs(config, None)
+    model = create_model("maskrcnn_resnet18_fpn", **{**kwargs, "fpn_channels": 16, "rpn_pre_nms_top_n_test": 50,
+                                                     "rpn_post_nms_top_n_test": 20})
+    module = task.module(model, config)
+    batch = tiny_batch()
+    module.train()
+    out = module.training_step(batch, 0)
+    assert set(out) == {"loss", "loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg", "loss_mask"}
+    assert math.isfinite(out["loss"].item())
+    out["loss"].backward()
+    metrics = Trainer(progress=False).validate(module, [batch])
+    assert set(metrics) == {"map", "map_50", "map_75", "mask_map", "mask_map_50", "mask_map_75"}
+
+
+def test_predict_prints_and_draws_detections(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    image, _ = shapes_scenes(1, 64, seed=5)[0]
+    plt.imsave(tmp_path / "scene.png", image.transpose(1, 2, 0).clip(0, 1))
+    monkeypatch.chdir(tmp_path)
+    task = get_task("detect")
+    model = create_model("retinanet_resnet18_fpn", num_classes=4, min_size=64, max_size=64, fpn_channels=32,
+                         anchor_sizes=[8, 16, 32, 64, 128], head_norm=True)
+    model.head.classification_head.cls_logits.bias.data[:] = 0.0   # scores ~0.5: detections to draw
+    task.predict(model, {"image_size": 64}, argparse.Namespace(image=str(tmp_path / "scene.png"), topk=2))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[0].split()[0] in ("background", "circle", "square", "triangle")  # untrained
+    assert lines[-1] == "wrote scene_detect.png" and (tmp_path / "scene_detect.png").stat().st_size > 0
+
+
+def test_yolo_through_the_detect_task():
+    task = get_task("detect")
+    config = dict(task.defaults, model="yolo_resnet18", image_size=64, num_classes=4)
+    assert task.model_kwargs(config, None) == {"num_classes": 4}
+    module = task.module(create_model("yolo_resnet18", **task.model_kwargs(config, None)), config)
+    batch = tiny_batch()
+    module.train()
+    out = module.training_step(batch, 0)
+    assert set(out) == {"loss", "loss_coord", "loss_confidence", "loss_classification"}
+    assert set(Trainer(progress=False).validate(module, [batch])) == {"map", "map_50", "map_75"}

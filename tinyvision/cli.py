@@ -417,6 +417,7 @@ def parser(task: Any = None) -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", required=True)
     r.add_argument("--task", default=None, help="(default: the checkpoint's task)")
     r.add_argument("--topk", type=positive(int), default=5)
+    r.add_argument("--point", default=None, help="prompt: a click x,y in pixels (the mask of what is there)")
     r.set_defaults(run=cmd_predict)
 
     m = sub.add_parser("models", help="list the registry with parameter counts")
@@ -439,11 +440,12 @@ def parser(task: Any = None) -> argparse.ArgumentParser:
 
     z = sub.add_parser("viz", help="draw attention, position embeddings, receptive fields, Grad-CAM, filters")
     z.add_argument("what", choices=("attention", "posembed", "rf", "gradcam", "filters", "summary",
-                                      "segments", "anchors"))
+                                      "segments", "anchors", "mae", "detr"))
     z.add_argument("--model", required=False, default=None)
     z.add_argument("--checkpoint", default=None)
     z.add_argument("--image", default=None)
     z.add_argument("--image-size", type=at_least(int, MIN_IMAGE_SIZE), default=None)
+    z.add_argument("--layer", default=None, help="gradcam: the layer to explain (default: the last with a map of at least 4x4)")
     z.add_argument("--out", default="runs/viz")
     z.set_defaults(run=cmd_viz)
     return p

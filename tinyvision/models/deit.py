@@ -24,7 +24,7 @@ from typing import Any
 import tinyvision as tv
 from tinyvision import nn
 from tinyvision.models.registry import register_model
-from tinyvision.models.vit import VisionTransformer
+from tinyvision.models.vit import VisionTransformer, init_linear_weights
 
 
 class VisionTransformerDistilled(VisionTransformer):
@@ -41,9 +41,7 @@ class VisionTransformerDistilled(VisionTransformer):
         # timm's init: the new position embedding and the distillation token trunc_normal(0.02)
         for p in (self.pos_embed, self.dist_token):
             nn.init.trunc_normal_(p, std=0.02)
-        if isinstance(self.head_dist, nn.Linear):
-            nn.init.trunc_normal_(self.head_dist.weight, std=0.02)
-            nn.init.zeros_(self.head_dist.bias)
+        init_linear_weights(self.head_dist, kwargs.get("weight_init", ""))
 
     def set_distilled_training(self, enable: bool = True) -> None:
         """timm's switch: train mode returns both heads (True) or their average (False)."""

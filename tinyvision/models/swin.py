@@ -33,7 +33,7 @@ import tinyvision as tv
 import tinyvision.nn.functional as F
 from tinyvision import nn
 from tinyvision.models.registry import register_model
-from tinyvision.models.vit import DropPath, Mlp, PatchEmbed
+from tinyvision.models.vit import DropPath, Mlp, PatchEmbed, init_linear_weights
 
 
 # ------------------------------------------------------------------------ the window machinery
@@ -128,7 +128,7 @@ class WindowAttention(nn.Module):
     def relative_position_bias(self) -> tv.Tensor:
         """(heads, M*M, M*M): the table's rows picked by each token pair's offset."""
         area = self.window_size ** 2
-        bias = self.relative_position_bias_table[self.relative_position_index.numpy().ravel()]  # (A*A, heads)
+        bias = self.relative_position_bias_table[self.relative_position_index.reshape(-1)]  # (A*A, heads)
         return bias.reshape(area, area, self.num_heads).permute(2, 0, 1)
 
     def forward(self, x: tv.Tensor, mask: tv.Tensor | None = None) -> tv.Tensor:
@@ -273,13 +273,15 @@ class SwinTransformer(nn.Module):
 
     Stage i has width embed_dim * 2^i, ``depths[i]`` blocks and ``num_heads[i]`` heads; its grid
     is img_size / patch_size / 2^i. ``drop_path_rate``: stochastic depth rising linearly from 0
-    over all blocks to this rate (timm's default 0.1).
+    over all blocks to this rate (timm's default 0.1). ``weight_init``: '' (timm's) or 'xavier'
+    (``tinyvision.models.vit.init_linear_weights``: better for narrow models).
     """
 
     def __init__(self, img_size: int = 224, patch_size: int = 4, in_chans: int = 3, num_classes: int = 1000,
                  embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2), num_heads: Sequence[int] = (3, 6, 12, 24),
                  window_size: int = 7, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_rate: float = 0.0,
-                 proj_drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1) -> None:
+                 proj_drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1,
+                 weight_init: str = "") -> None:
         super().__init__()
         if len(depths) != len(num_heads):
             raise ValueError(f"SwinTransformer: depths {tuple(depths)} and num_heads {tuple(num_heads)} "
@@ -304,11 +306,7 @@ class SwinTransformer(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.norm = nn.LayerNorm(self.num_features)
         self.head = ClassifierHead(self.num_features, num_classes, drop_rate)
-        for m in self.modules():  # timm's init for Linear layers (the bias tables drew their own)
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_linear_weights(self, weight_init)  # timm's trunc_normal(0.02), or 'xavier' for narrow models
 
     def forward_features(self, x: tv.Tensor) -> tv.Tensor:
         """(N, C, H, W) -> (N, H/(P 2^(S-1)), W/(P 2^(S-1)), num_features), after the final LayerNorm."""
@@ -328,7 +326,7 @@ swin_base_patch4_window7_224 = register_model(
     partial(SwinTransformer, patch_size=4, window_size=7, embed_dim=128, depths=(2, 2, 18, 2),
             num_heads=(4, 8, 16, 32)), "swin_base_patch4_window7_224")
 # small configurations for 32 x 32 inputs (shapes, CIFAR): 2 x 2 patches on a 16 x 16 grid,
-# windows of 4, two stages (16 -> 8), no stochastic depth by default
+# windows of 4, two stages (16 -> 8), no stochastic depth, Xavier weights (narrow: init_linear_weights)
 swin_nano_patch2_window4_32 = register_model(
     partial(SwinTransformer, img_size=32, patch_size=2, window_size=4, embed_dim=48, depths=(2, 4),
-            num_heads=(3, 6), drop_path_rate=0.0), "swin_nano_patch2_window4_32")
+            num_heads=(3, 6), drop_path_rate=0.0, weight_init="xavier"), "swin_nano_patch2_window4_32")

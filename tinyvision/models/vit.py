@@ -142,13 +142,39 @@ class Block(nn.Module):
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 
 
+WEIGHT_INITS = ("", "xavier")
+
+
+def init_linear_weights(model: nn.Module, weight_init: str = "") -> None:
+    """Every Linear of ``model``: '' = timm's default, trunc_normal(std 0.02); 'xavier' =
+    Xavier-uniform, U(+-sqrt(6 / (fan_in + fan_out))) (the original ViT's JAX code and MAE's).
+    Biases 0 in both.
+
+    Why two: std 0.02 is about 1/sqrt(2500), i.e. fan-in scaled for widths of a few thousand
+    (ViT-B's MLP, 3072). At widths of 48-192 it makes every residual branch start near zero
+    (0.02 * sqrt(96) ~ 0.2 per layer, squared across a branch's two layers), so a small model
+    begins as "patch embedding -> pooling -> head" and spends hundreds of steps at chance
+    before the branches grow; Xavier's scale follows the width (docs/training.md measures it).
+    """
+    if weight_init not in WEIGHT_INITS:
+        raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}")
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            if weight_init == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class VisionTransformer(nn.Module):
     """Input (N, in_chans, img_size, img_size) -> logits (N, num_classes)."""
 
     def __init__(self, img_size: int = 224, patch_size: int = 16, in_chans: int = 3, num_classes: int = 1000,
                  embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
-                 fused_attn: bool = True, drop_path_rate: float = 0.0) -> None:
+                 fused_attn: bool = True, drop_path_rate: float = 0.0, weight_init: str = "") -> None:
         super().__init__()
         self.num_classes = num_classes
         self.embed_dim = embed_dim
@@ -162,14 +188,10 @@ class VisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
-        # timm's default init
+        # timm's default init ('xavier': see init_linear_weights)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_linear_weights(self, weight_init)
 
     def forward_features(self, x: tv.Tensor) -> tv.Tensor:
         """(N, C, H, W) -> (N, 1 + num_patches, D), after the final LayerNorm."""

@@ -57,17 +57,50 @@ class ConvStemEmbed(nn.Module):
         return self.proj(self.backbone(x)).flatten(2).transpose(1, 2)  # row-major over the grid
 
 
+class ResNetEmbed(nn.Module):
+    """The ViT paper's hybrid: (N, C, H, W) -> (N, H/S * W/S, D) through the first ``stages``
+    stages of a ResNet-18 (torchvision's keys under ``backbone``), then a 1x1 convolution to D.
+    With ``cifar_stem`` (3x3 stride-1 stem, no max-pool) S = 2^(stages-1), else 4 * 2^(stages-1)."""
+
+    def __init__(self, img_size: int, in_chans: int, embed_dim: int, stages: int = 2, cifar_stem: bool = True) -> None:
+        super().__init__()
+        from tinyvision.models.resnet import BasicBlock, ResNet
+
+        if not 1 <= stages <= 4:
+            raise ValueError(f"ResNetEmbed: stages must be 1..4, got {stages}")
+        self.stride = 2 ** (stages - 1) * (1 if cifar_stem else 4)
+        if img_size % self.stride:
+            raise ValueError(f"ResNetEmbed: img_size {img_size} is not a multiple of the backbone's stride {self.stride}")
+        self.img_size, self.grid_size = img_size, img_size // self.stride
+        self.num_patches = self.grid_size ** 2
+        self.backbone = ResNet(BasicBlock, [2, 2, 2, 2], cifar_stem=cifar_stem, in_channels=in_chans)
+        for name in [f"layer{i}" for i in range(stages + 1, 5)] + ["avgpool", "fc"]:
+            delattr(self.backbone, name)  # keep the stem and the first `stages` stages
+        self.proj = nn.Conv2d(64 * 2 ** (stages - 1), embed_dim, kernel_size=1)
+
+    def forward(self, x: tv.Tensor) -> tv.Tensor:
+        if x.shape[-2:] != (self.img_size, self.img_size):
+            raise ValueError(f"ResNetEmbed: expected {self.img_size}x{self.img_size} images, got {x.shape}")
+        for layer in self.backbone.children():  # conv1, bn1, relu, maxpool, layer1, ...
+            x = layer(x)
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
 class VisionTransformerHybrid(VisionTransformer):
     """A ViT whose patch embedding is a convolutional stem. Input (N, C, H, W) -> (N, num_classes).
 
     ``stem_channels`` / ``stem_strides``: one entry per 3x3 conv block; the tokens sit on a grid
-    of img_size / prod(stem_strides). Other keywords are VisionTransformer's.
+    of img_size / prod(stem_strides). ``resnet_stages`` > 0 uses the first stages of a ResNet-18
+    instead (``ResNetEmbed``; ``cifar_stem`` as in ResNet). Other keywords are VisionTransformer's.
     """
 
     def __init__(self, img_size: int = 224, in_chans: int = 3, embed_dim: int = 192,
                  stem_channels: Sequence[int] = (24, 48, 96, 192), stem_strides: Sequence[int] = (2, 2, 2, 2),
-                 **kwargs: Any) -> None:
-        stem = ConvStemEmbed(img_size, in_chans, embed_dim, stem_channels, stem_strides)
+                 resnet_stages: int = 0, cifar_stem: bool = True, **kwargs: Any) -> None:
+        if resnet_stages:
+            stem: nn.Module = ResNetEmbed(img_size, in_chans, embed_dim, resnet_stages, cifar_stem)
+        else:
+            stem = ConvStemEmbed(img_size, in_chans, embed_dim, stem_channels, stem_strides)
         super().__init__(img_size=img_size, patch_size=stem.stride, in_chans=in_chans, embed_dim=embed_dim, **kwargs)
         self.patch_embed = stem  # replaces the patchify convolution, keeps its place in the state_dict
 
@@ -75,7 +108,13 @@ class VisionTransformerHybrid(VisionTransformer):
 # Xiao et al.'s ViT_C for the tiny width: four stride-2 convs (16x16 "patches"), one block fewer
 vit_tiny_convstem_224 = register_model(
     partial(VisionTransformerHybrid, embed_dim=192, depth=11, num_heads=3), "vit_tiny_convstem_224")
-# for 32x32 (shapes, CIFAR): two stride-2 convs after a stride-1 one, tokens on an 8x8 grid
+# for 32x32 (shapes, CIFAR): two stride-2 convs after a stride-1 one, tokens on an 8x8 grid; the
+# narrow (nano) models start from Xavier weights (models/vit.py, init_linear_weights)
 vit_nano_convstem_32 = register_model(
     partial(VisionTransformerHybrid, img_size=32, embed_dim=96, depth=4, num_heads=3, stem_channels=(32, 64, 96),
-            stem_strides=(1, 2, 2)), "vit_nano_convstem_32")
+            stem_strides=(1, 2, 2), weight_init="xavier"), "vit_nano_convstem_32")
+# the ViT paper's hybrid at 32x32: ResNet-18 (CIFAR stem) through layer2, tokens on a 16x16 grid
+vit_nano_r18_32 = register_model(
+    partial(VisionTransformerHybrid, img_size=32, embed_dim=128, depth=2, num_heads=4, resnet_stages=2,
+            weight_init="xavier"),
+    "vit_nano_r18_32")

@@ -120,3 +120,20 @@ def load_checkpoint(path: str | Path) -> tuple[Any, dict[str, Any]]:
                          + " ".join(lines[:2])[:400] + more) from None
     check_finite(weights, path)
     return model.eval(), config
+
+
+def prepare_image(path: str | Path, channels: int, size: int) -> tuple[np.ndarray, list[str]]:
+    """An image file as a checkpoint's model takes it: ``((channels, size, size) float32 in
+    [0, 1], the steps applied, in words)``. A colour image for a grey model becomes the mean of
+    R, G and B; the size is reached by bilinear resizing (no crop). ``predict`` prints the steps."""
+    from tinyvision.data.folder import load_image
+    from tinyvision.data.functional import resize
+
+    image = load_image(path)  # (C, H, W) float32 in [0, 1]; a clear error for a non-image
+    steps = [f"{path}: {image.shape[0]} channel(s) {image.shape[1]}x{image.shape[2]}, values scaled to [0, 1]"]
+    if channels == 1 and image.shape[0] == 3:
+        image = image.mean(0, keepdims=True)
+        steps.append("grey (mean of R, G, B)")
+    image = resize(image, (size, size))
+    steps.append(f"resized to {size}x{size} (bilinear)")
+    return image, steps

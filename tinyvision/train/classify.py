@@ -132,18 +132,10 @@ class ClassifyTask(Task):
         return Classifier(model, optimizer_factory(config), scheduler_factory(config))
 
     def predict(self, model: Any, config: dict[str, Any], args: argparse.Namespace) -> None:
-        from tinyvision.data.folder import load_image
-        from tinyvision.data.functional import resize
+        from tinyvision.train.checkpoint import prepare_image
 
-        image = load_image(args.image)  # (C, H, W) float32 in [0, 1]
-        steps = [f"{args.image}: {image.shape[0]} channel(s) {image.shape[1]}x{image.shape[2]}, values scaled to [0, 1]"]
         channels = config["kwargs"].get("in_channels", config["kwargs"].get("in_chans", 3))
-        if channels == 1 and image.shape[0] == 3:
-            image = image.mean(0, keepdims=True)
-            steps.append("grey (mean of R, G, B)")
-        size = config["image_size"]
-        image = resize(image, (size, size))
-        steps.append(f"resized to {size}x{size} (bilinear)")
+        image, steps = prepare_image(args.image, channels, config["image_size"])
         print("preprocessing: " + ", ".join(steps))
         if config["data"] == "digits" and image.mean() > 0.5:  # the digits are bright strokes on black
             print(f"warning: the image is mostly bright (mean {image.mean():.2f}) but the digits this model "

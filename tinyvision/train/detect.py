@@ -62,7 +62,8 @@ class Detector(TrainModule):
         images, targets = batch
         losses = self.model(images, targets)
         total = sum(list(losses.values())[1:], list(losses.values())[0])
-        return {"loss": total, **{f"loss_{k}": v.detach() for k, v in losses.items()}}
+        # RetinaNet names its losses "classification", ...; the R-CNNs "loss_classifier", ...
+        return {"loss": total, **{(k if k.startswith("loss_") else f"loss_{k}"): v.detach() for k, v in losses.items()}}
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         images, targets = batch
@@ -113,7 +114,7 @@ def draw_detections(image: np.ndarray, detections: dict, names: tuple[str, ...],
 
     fig = _figure((5, 5))
     ax = fig.add_subplot(1, 1, 1)
-    _show_image(ax, image.transpose(1, 2, 0))
+    _show_image(ax, image)
     colours = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple")
     for i, (box, score, label) in enumerate(zip(detections["boxes"], detections["scores"], detections["labels"])):
         if score < score_thresh:
@@ -148,9 +149,14 @@ class DetectTask(Task):
 
     def model_kwargs(self, config: dict[str, Any], train_set: Any) -> dict[str, Any]:
         size = config["image_size"]
-        kwargs: dict[str, Any] = {"num_classes": config["num_classes"], "min_size": size, "max_size": size}
+        kwargs: dict[str, Any] = {"num_classes": config["num_classes"]}
+        if config["model"].startswith("yolo"):    # a grid on the image as it is: no resizing, no anchors
+            return kwargs
+        kwargs.update(min_size=size, max_size=size)
         if config["model"].startswith("retinanet"):
             kwargs.update(anchor_sizes=list(ANCHOR_SIZES), fpn_channels=128, head_norm=True)
+        elif config["model"].startswith(("fasterrcnn", "maskrcnn")):   # one anchor size per level P2..P6
+            kwargs.update(anchor_sizes=[8, 16, 32, 64, 128], fpn_channels=128)
         return kwargs
 
     def module(self, model: Any, config: dict[str, Any]) -> TrainModule:

@@ -77,12 +77,14 @@ class DistillationClassifier(Classifier):
 
     ``model``: the student; it may return ``(logits, logits_dist)`` in train mode (DeiT).
     ``teacher``: a trained Module or a checkpoint path; it must predict the student's classes.
+    ``None`` when the batches carry the teacher's logits as a third item ``(x, y, z_t)``
+    (offline distillation: the teacher runs once over fixed images instead of at every step).
     ``distillation``: 'soft' (DeiT soft / Hinton KD with weight ``alpha`` and temperature
     ``tau``), 'hard' (DeiT hard) or 'none' (plain cross-entropy, the baseline).
     Validation scores the student alone, in eval mode (a DeiT averages its two heads there).
     """
 
-    def __init__(self, model: nn.Module, teacher: nn.Module | str | Path, optimizer: Callable[[Any], Any],
+    def __init__(self, model: nn.Module, teacher: nn.Module | str | Path | None, optimizer: Callable[[Any], Any],
                  scheduler: Callable[[Any], Any] | None = None, distillation: str = "soft", alpha: float = 0.5,
                  tau: float = 1.0, batch_transform: Callable[[Any], Any] | None = None,
                  scheduler_interval: str = "epoch") -> None:
@@ -94,15 +96,21 @@ class DistillationClassifier(Classifier):
             raise ValueError(f"DistillationClassifier: alpha must be in [0, 1], got {alpha}")
         self.distillation, self.alpha, self.tau = distillation, alpha, tau
         # kept out of the module tree: never trained, never in the state_dict, never in train mode
-        object.__setattr__(self, "teacher", load_teacher(teacher))
+        object.__setattr__(self, "teacher", None if teacher is None else load_teacher(teacher))
         classes = (getattr(self.teacher, "num_classes", None), getattr(model, "num_classes", None))
         if None not in classes and classes[0] != classes[1]:
             raise ValueError(f"DistillationClassifier: the teacher predicts {classes[0]} classes and the student "
                              f"{classes[1]}; distil between models of the same classes")
 
-    def _teacher_logits(self, x: tv.Tensor, student_logits: tv.Tensor) -> tv.Tensor:
-        with tv.no_grad():
-            teacher_logits = self.teacher(x)
+    def _teacher_logits(self, x: tv.Tensor, student_logits: tv.Tensor, given: tv.Tensor | None = None) -> tv.Tensor:
+        if given is not None:  # computed once, before training (offline distillation)
+            teacher_logits = given
+        elif self.teacher is None:
+            raise ValueError("DistillationClassifier: no teacher was given, so each batch must carry the teacher's "
+                             "logits as a third item (images, labels, teacher_logits)")
+        else:
+            with tv.no_grad():
+                teacher_logits = self.teacher(x)
         if teacher_logits.shape != student_logits.shape:
             raise ValueError(f"DistillationClassifier: the teacher predicts {teacher_logits.shape[-1]} classes and "
                              f"the student {student_logits.shape[-1]} (logits {tuple(teacher_logits.shape)} vs "
@@ -112,13 +120,15 @@ class DistillationClassifier(Classifier):
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         if self.batch_transform is not None:
             batch = self.batch_transform(batch)
-        x, y = batch
+        x, y, *given = batch  # a third item: the teacher's logits for these images, computed beforehand
         out = self.model(x)
         logits, logits_dist = out if isinstance(out, tuple) else (out, out)
         if self.distillation == "none":
             loss = F.cross_entropy(logits, y)
-        elif self.distillation == "soft":
-            loss = soft_distillation_loss(logits, logits_dist, self._teacher_logits(x, logits), y, self.alpha, self.tau)
         else:
-            loss = hard_distillation_loss(logits, logits_dist, self._teacher_logits(x, logits), y)
+            teacher_logits = self._teacher_logits(x, logits, given[0] if given else None)
+            if self.distillation == "soft":
+                loss = soft_distillation_loss(logits, logits_dist, teacher_logits, y, self.alpha, self.tau)
+            else:
+                loss = hard_distillation_loss(logits, logits_dist, teacher_logits, y)
         return {"loss": loss, "acc": accuracy(logits.detach(), y)}

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 import tinyvision as tv
+from tinyvision import functional as F
 from tinyvision.train.module import TrainModule
 from tinyvision.train.tasks import Task, optimizer_factory, scheduler_factory
 
@@ -78,7 +79,6 @@ class Segmenter(TrainModule):
         return scores_of(self.model(x))
 
     def loss_fn(self, scores: tv.Tensor, target: tv.Tensor) -> tv.Tensor:
-        F = tv.functional
         if self.loss_name == "ce":
             return F.cross_entropy(scores, target)
         if self.loss_name == "focal":

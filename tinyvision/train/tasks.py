@@ -187,7 +187,8 @@ def fit(task: Task, config: dict[str, Any], out_dir: str | None = None, resume_f
     module = task.module(model, config)
     trainer = Trainer(max_epochs=config["epochs"], out_dir=out_dir, seed=config["seed"], progress=progress,
                       monitor=f"val_{task.monitor}", extra_checkpoint={"config": json.dumps(config)},
-                      distributed=distributed, sync_batchnorm=sync_batchnorm)
+                      distributed=distributed, sync_batchnorm=sync_batchnorm,
+                      grad_clip_norm=config.get("grad_clip_norm"))  # a recipe key of some tasks (detr)
     collate = task.collate()
     train_loader = DataLoader(train, batch_size=config["batch_size"], shuffle=True, seed=config["seed"],
                               collate_fn=collate)

@@ -299,7 +299,7 @@ class Trainer:
         # the metrics after the checkpoint: a crash in between leaves no rows it does not hold
         write_csv(self.out_dir / "metrics.csv", self.history)
         try:
-            plot_curves(self.history, self.out_dir / "curves.png")
+            plot_curves(self.history, self.out_dir / "curves.png", self.monitor.removeprefix("val_"))
         except ImportError:  # matplotlib is optional (the `viz` extra)
             pass
 

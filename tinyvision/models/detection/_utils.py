@@ -45,8 +45,9 @@ class BoxCoder:
         ex_x, ex_y = ref[:, 0] + 0.5 * ex_w, ref[:, 1] + 0.5 * ex_h
         gt_w, gt_h = gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1]
         gt_x, gt_y = gt[:, 0] + 0.5 * gt_w, gt[:, 1] + 0.5 * gt_h
-        return Tensor(xp.stack([wx * (gt_x - ex_x) / ex_w, wy * (gt_y - ex_y) / ex_h,
-                                ww * xp.log(gt_w / ex_w), wh * xp.log(gt_h / ex_h)], axis=1))
+        with np.errstate(divide="ignore"):   # a placeholder truth of size 0 (unused, as in torchvision)
+            return Tensor(xp.stack([wx * (gt_x - ex_x) / ex_w, wy * (gt_y - ex_y) / ex_h,
+                                    ww * xp.log(gt_w / ex_w), wh * xp.log(gt_h / ex_h)], axis=1))
 
     def encode(self, reference_boxes: list, proposals: list) -> list[Tensor]:
         return [self.encode_single(r, p) for r, p in zip(reference_boxes, proposals)]

@@ -22,7 +22,6 @@ being swamped by the ~100,000 easy background anchors per image. The recipe:
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from functools import partial
 from typing import Any, Callable
 
