@@ -51,7 +51,7 @@ def train_small_cnn(epochs: int, train_images: int, seed: int) -> nn.Sequential:
     module = Classifier(model, lambda p: optim.Adam(p, lr=3e-3),
                         lambda o: optim.lr_scheduler.CosineAnnealingLR(o, T_max=epochs))
     augment = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()])
-    Trainer(max_epochs=epochs, progress=False, seed=seed).fit(
+    Trainer(max_epochs=epochs, seed=seed).fit(
         module, DataLoader(shapes(train_images, 32, seed=0, transform=augment), batch_size=32, shuffle=True, seed=seed))
     return model.eval()
 

@@ -1,7 +1,7 @@
 """What each rank runs under ``mpiexec -n 2`` for tests/test_distributed.py.
 
-    mpiexec -n 2 python -m tests.distributed_ranks equality     # DDP and SyncBatchNorm proofs
-    mpiexec -n 2 python -m tests.distributed_ranks fault-raise  # (and the other fault cases)
+    mpiexec -n 2 python -m tests.distributed_ranks equality OUT_DIR     # DDP, SyncBatchNorm, Trainer
+    mpiexec -n 2 python -m tests.distributed_ranks fault-raise OUT_DIR  # (and fault-stall, fault-kill)
 
 Every check raises on failure; an exception on any rank aborts the whole job
 (tinyvision.distributed installs that hook), so mpiexec's exit code is the verdict of all ranks.
@@ -136,7 +136,7 @@ def check_sync_batchnorm_against_torch(dtype) -> None:
     x = rng.standard_normal((8, 3, 4, 5)).astype(dtype) * 2 + 1
     u = rng.standard_normal(x.shape).astype(dtype)  # the upstream gradient dL/dy
     weight, bias = rng.standard_normal(3).astype(dtype), rng.standard_normal(3).astype(dtype)
-    part = slice(rank * 8 // world, (rank + 1) * 8 // world)
+    part = slice(0, 3) if rank == 0 else slice(3, 8)  # uneven shares: the counts must be global
 
     bn = dist.SyncBatchNorm(3, momentum=0.3, dtype=dtype)
     bn.weight.data[...], bn.bias.data[...] = weight, bias
@@ -165,6 +165,33 @@ def check_sync_batchnorm_against_torch(dtype) -> None:
            "output, input/weight/bias gradients, running statistics")
 
 
+def check_unused_parameters_and_no_sync() -> None:
+    """A branch only rank 0 uses: synchronize() averages its gradient with rank 1's zeros.
+    Two backwards under no_sync() and one outside: the average of each rank's sum."""
+    rank = dist.get_rank()
+    tv.manual_seed(0)
+    trunk, branch = nn.Linear(4, 3).double(), nn.Linear(3, 1).double()
+    holder = nn.ModuleList([trunk, branch])
+    ddp = dist.DistributedDataParallel(holder)
+    xs = [tv.tensor(np.random.default_rng(10 * r + k).standard_normal((2, 4))) for r in range(2) for k in range(3)]
+    out = trunk(xs[3 * rank])
+    loss = branch(out).sum() if rank == 0 else out.sum()
+    loss.backward()
+    ddp.synchronize()
+    with tv.no_grad():  # the branch's input on rank 0 (its weight's gradient); rank 1 adds zeros
+        expected = trunk(xs[0])
+    np.testing.assert_allclose(branch.weight.grad.numpy(), expected.numpy().sum(0, keepdims=True) / 2, rtol=1e-13)
+    holder.zero_grad()
+    with ddp.no_sync():
+        trunk(xs[3 * rank + 1]).sum().backward()
+        trunk(xs[3 * rank + 2]).sum().backward()
+    trunk(xs[3 * rank]).sum().backward()
+    ddp.synchronize()  # the branch went unused on both ranks this time
+    everyone = sum(xs[3 * r + k].numpy().sum(0) for r in range(2) for k in range(3)) / 2
+    np.testing.assert_allclose(trunk.weight.grad.numpy(), np.tile(everyone, (3, 1)), rtol=1e-13)
+    report("unused parameters (synchronize) and no_sync() gradient accumulation")
+
+
 def check_collectives() -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     total = dist.all_reduce(np.array([rank + 1.0, 2.0]))
@@ -177,15 +204,75 @@ def check_collectives() -> None:
     report("all_reduce, broadcast, all_reduce_metrics")
 
 
-def equality() -> None:
+def equality(out_dir: str) -> None:
     dist.init(timeout=60)
     assert dist.get_world_size() == 2, "run under mpiexec -n 2"
     check_collectives()
+    check_unused_parameters_and_no_sync()
     check_training_equality(batchnorm=False, tolerance=1e-12)
     check_training_equality(batchnorm=True, tolerance=1e-10)
     check_local_batchnorm_differs()
     for dtype in (np.float64, np.float32):
         check_sync_batchnorm_against_torch(dtype)
+    check_trainer_resume(out_dir)
+    check_trainer_sync_batchnorm()
+
+
+def check_trainer_resume(out_dir: str) -> None:
+    """Trainer(distributed=True): the ranks end equal, only rank 0 writes, and 1 epoch +
+    resume for 1 more == 2 epochs straight (weights, history, each rank's dropout stream)."""
+    from tinyvision.train import Classifier, Trainer
+
+    tv.set_default_dtype(np.float64)  # the loader's float batches: float64, as the model
+
+    def run(epochs: int, out: str | None, resume: str | None = None):
+        tv.manual_seed(0)
+        model = nn.Sequential(small_cnn(False), nn.Dropout(0.3), nn.Linear(3, 3)).double()
+        module = Classifier(model, optimizer=lambda p: SGD(p, lr=0.05, momentum=0.9))
+        trainer = Trainer(max_epochs=epochs, out_dir=out, progress=False, distributed=True)
+        dataset = TensorDataset(data().tensors[0][:96], data().tensors[1][:96])
+        history = trainer.fit(module, DataLoader(dataset, batch_size=16, shuffle=True), resume_from=resume)
+        return {k: v.numpy().copy() for k, v in model.state_dict().items()}, history, trainer, module
+
+    straight, history, trainer, module = run(2, None)
+    # validation: each rank a share (21 samples: 11 and 10), sums all-reduced == the whole set
+    val = DataLoader(TensorDataset(data().tensors[0][-21:], data().tensors[1][-21:]), batch_size=8)
+    sharded, whole = trainer.validate(module, val), Trainer(progress=False).validate(module, val)
+    assert all(abs(sharded[k] - whole[k]) < 1e-12 for k in whole), (sharded, whole)
+    metrics = [{k: v for k, v in row.items() if k != "time_s"} for row in history]
+    assert dist.all_gather_object(metrics)[1] == metrics, "ranks logged different metrics"
+    first = os.path.join(out_dir, "first")
+    run(1, first)
+    resumed, resumed_history, _, _ = run(2, None, os.path.join(first, "last.ckpt.npz"))
+    assert max_difference(straight, resumed) == 0.0, max_difference(straight, resumed)
+    assert [r["train_loss"] for r in history] == [r["train_loss"] for r in resumed_history]
+    everyone = dist.all_gather_object(straight)
+    assert max_difference(everyone[0], everyone[1]) == 0.0, "the ranks' weights differ"
+    ckpt = tv.load(os.path.join(first, "last.ckpt.npz"))
+    assert sorted(ckpt["rng_ranks"]) == ["0", "1"], list(ckpt)
+    assert sorted(os.listdir(first)) == ["curves.png", "last.ckpt.npz", "metrics.csv"]  # no val: no best
+    report("Trainer(distributed=True): ranks equal; 1 epoch + resume == 2 epochs (weights, losses); "
+           "sharded validation == the whole set")
+
+
+def check_trainer_sync_batchnorm() -> None:
+    """Trainer(distributed=True, sync_batchnorm=True) on 2 ranks == the plain Trainer on one
+    process, for a CNN with BatchNorm (unshuffled, so both see the same batches of 16)."""
+    from tinyvision.train import Classifier, Trainer
+
+    tv.set_default_dtype(np.float64)
+    dataset = TensorDataset(data().tensors[0][:64], data().tensors[1][:64])
+    weights = []
+    for distributed in (True, False):
+        tv.manual_seed(0)
+        module = Classifier(small_cnn(True), optimizer=lambda p: SGD(p, lr=0.05, momentum=0.9))
+        Trainer(max_epochs=2, progress=False, distributed=distributed, sync_batchnorm=distributed).fit(
+            module, DataLoader(dataset, batch_size=16))
+        weights.append({k: v.numpy().copy() for k, v in module.state_dict().items()})
+        assert isinstance(module.model[1], dist.SyncBatchNorm) == distributed
+    diff = max_difference(*weights)
+    assert diff < 1e-10, diff
+    report(f"Trainer(distributed=True, sync_batchnorm=True) == one process, with BatchNorm (max |diff| {diff:.1e})")
 
 
 # ----------------------------------------------------------------- faults
@@ -194,7 +281,10 @@ def fault(kind: str, out_dir: str) -> None:
     ``kind`` says, while rank 0 writes checkpoints. The others must stop, not hang."""
     from tinyvision.train import Classifier, Trainer
 
-    dist.init(timeout=3)
+    # the stalled rank is found by the other's timeout; the others must not hit it while rank 0
+    # writes a checkpoint on a busy machine
+    dist.init(timeout=8 if kind == "stall" else 60)
+    tv.set_default_dtype(np.float64)
     rank = dist.get_rank()
     dataset = data()
 
@@ -217,7 +307,7 @@ def fault(kind: str, out_dir: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "equality":
-        equality()
+        equality(sys.argv[2])
     elif sys.argv[1].startswith("fault-"):
         fault(sys.argv[1][len("fault-"):], sys.argv[2])
     else:

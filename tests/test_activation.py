@@ -93,3 +93,14 @@ def test_tinyvision_exports_the_same_names():
                  "logsigmoid", "prelu", "hardtanh", "dropout1d", "dropout2d", "dropout3d"):
         assert getattr(F, name) is getattr(tv.functional, name)
         assert hasattr(TF, name)
+
+
+@pytest.mark.parametrize("name", ["relu", "silu", "leaky_relu", "elu", "selu", "relu6", "hardtanh", "hardswish",
+                                  "hardsigmoid", "mish", "glu", "dropout2d", "instance_norm", "grid_sample",
+                                  "affine_grid", "kl_div", "binary_cross_entropy", "huber_loss", "smooth_l1_loss",
+                                  "triplet_margin_loss", "cosine_embedding_loss", "mse_loss", "cross_entropy"])
+def test_signature_is_torchs(name):
+    """Parameter names and order as torch.nn.functional's (where torch exposes a signature)."""
+    import inspect
+
+    assert list(inspect.signature(getattr(F, name)).parameters) == list(inspect.signature(getattr(TF, name)).parameters)

@@ -38,7 +38,8 @@ def test_train_resume_eval_predict_round_trip(tmp_path: Path, capsys) -> None:
     matplotlib.image.imsave(png, np.asarray(image)[0], cmap="gray", vmin=0, vmax=1)
     main(["predict", str(png), "--checkpoint", str(out / "last.ckpt.npz"), "--topk", "3"])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and all(line.startswith("class ") for line in lines)
+    assert lines[0].startswith("preprocessing: ") and "resized to 32x32" in lines[0]
+    assert len(lines) == 4 and all(line.split()[0] in "0123456789" for line in lines[1:])  # class names
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in parser()._subparsers._group_actions[0].choices]])
@@ -58,9 +59,9 @@ def test_models_lists_parameter_counts(capsys) -> None:
 
 @pytest.mark.parametrize("argv, fragments", [
     (["train", "--optimizer", "rmsprop"], ["argument --optimizer: invalid choice: 'rmsprop'", "sgd", "adamw"]),
-    (["train", "--epochs", "0"], ["argument --epochs: must be > 0, got 0"]),
+    (["train", "--epochs", "0"], ["argument --epochs: must be a finite number > 0, got 0"]),
     (["train", "--lr", "fast"], ["argument --lr: expected a positive float, got 'fast'"]),
-    (["train", "--batch-size", "-4"], ["argument --batch-size: must be > 0, got -4"]),
+    (["train", "--batch-size", "-4"], ["argument --batch-size: must be a finite number > 0, got -4"]),
     (["predict", "x.png"], ["the following arguments are required: --checkpoint"]),
     (["nonsense"], ["argument COMMAND: invalid choice: 'nonsense'", "train", "gradcheck"]),
 ])

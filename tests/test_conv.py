@@ -267,6 +267,19 @@ def test_gpu_functions_match_torch(name, dtype):
     _compare(lambda c: F.fold(c, xs[2:], **ku), lambda c: TF.fold(c, xs[2:], **ku), [cols], dtype, "gpu")
 
 
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gpu_conv1d_conv3d_match_torch(dtype):
+    """conv1d and conv3d on CUDA tensors reach the CuPy conv2d rung (through autograd) vs torch."""
+    rng = np.random.default_rng(13)
+    for ours, theirs, xs, ws in [(F.conv1d, TF.conv1d, (2, 4, 9), (6, 2, 3)),
+                                 (F.conv3d, TF.conv3d, (2, 4, 5, 6, 4), (6, 2, 3, 2, 2))]:
+        x, w, b = _arrays(rng, xs, ws, (ws[0],), dtype=dtype)
+        kw = dict(stride=2, padding=1, groups=2)
+        _compare(lambda x, w, b: ours(x, w, b, **kw), lambda x, w, b: theirs(x, w, b, **kw), [x, w, b], dtype, "gpu")
+
+
 # --------------------------------------------------------------------------- bad input
 def _t(*shape, dtype=np.float32):
     return tv.zeros(*shape, dtype=dtype)

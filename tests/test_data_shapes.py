@@ -162,3 +162,9 @@ def test_scenes_bad_arguments():
         shapes_scenes(3, target="label")
     with pytest.raises(ValueError, match="image_size >= 16"):
         shapes_scenes(3, image_size=8)
+
+
+def test_scenes_with_many_objects_terminate():
+    """More objects than colours that can be pairwise far apart: still drawn (and some hidden)."""
+    ds = shapes_scenes(2, image_size=32, min_objects=40, max_objects=40, seed=0)
+    assert all(1 <= len(ds[i][1]["labels"]) <= 40 for i in range(2))

@@ -1,5 +1,5 @@
 """Transform classes: shapes and dtypes, seeded randomness, parameter ranges, torchvision's
-tables; and a comparison with torchvision itself when it is installed."""
+tables; and 18 image functions against the real torchvision's outputs (fixtures)."""
 import itertools
 
 import numpy as np
@@ -188,33 +188,47 @@ def test_bad_arguments():
         T.RandomAffine(10)(np.zeros((4, 4)))
 
 
-# ------------------------------------------------------------------ torchvision, when present
-def test_against_torchvision():
-    tvf = pytest.importorskip("torchvision.transforms.v2.functional")
-    import torch
-    img = image(h=13, w=17)
-    x = torch.tensor(img)
-    cases = [
-        (F.resize(img, (9, 21)), tvf.resize(x, [9, 21], antialias=False)),
-        (F.resize(img, 7, "nearest"), tvf.resize(x, 7, interpolation=tvf.InterpolationMode.NEAREST)),
-        (F.center_crop(img, (8, 20)), tvf.center_crop(x, [8, 20])),
-        (F.center_crop(img, (16, 9)), tvf.center_crop(x, [16, 9])),
-        (F.adjust_brightness(img, 1.4), tvf.adjust_brightness(x, 1.4)),
-        (F.adjust_contrast(img, 0.6), tvf.adjust_contrast(x, 0.6)),
-        (F.adjust_saturation(img, 1.7), tvf.adjust_saturation(x, 1.7)),
-        (F.adjust_sharpness(img, 1.9), tvf.adjust_sharpness(x, 1.9)),
-        (F.adjust_hue(img, 0.27), tvf.adjust_hue(x, 0.27)),
-        (F.adjust_hue(img, -0.45), tvf.adjust_hue(x, -0.45)),
-        (F.posterize(img, 3), tvf.posterize(x, 3)),
-        (F.solarize(img, 0.4), tvf.solarize(x, 0.4)),
-        (F.autocontrast(img), tvf.autocontrast(x)),
-        (F.equalize(img), tvf.equalize(x)),
-        (F.rotate(img, 33.0, "bilinear"), tvf.rotate(x, 33.0, interpolation=tvf.InterpolationMode.BILINEAR)),
-        (F.rotate(img, -21.0, fill=0), tvf.rotate(x, -21.0, fill=0)),
-        (F.affine(img, 0.0, (0, 0), 1.0, (16.7, 0.0), center=(0, 0)),                      # RandAugment's ShearX
-         tvf.affine(x, 0.0, [0, 0], 1.0, [16.7, 0.0], center=[0, 0])),
-        (F.affine(img, 12.0, (2, -1), 1.1, (5.0, -3.0), "bilinear", fill=[0.2] * 3),
-         tvf.affine(x, 12.0, [2, -1], 1.1, [5.0, -3.0], interpolation=tvf.InterpolationMode.BILINEAR, fill=[0.2] * 3)),
-    ]
-    for k, (ours, theirs) in enumerate(cases):
-        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-4, atol=1e-5, err_msg=f"case {k}")
+# ------------------------------------------------------------------ torchvision, through fixtures
+# tests/fixtures/make_transform_fixtures.py ran the REAL torchvision (transforms.v2.functional)
+# on one seeded image and stored its outputs; `make test` needs no torchvision to compare.
+TORCHVISION_TWINS = {
+    "resize_bilinear_9x21": lambda x: F.resize(x, (9, 21)),
+    "resize_nearest_7": lambda x: F.resize(x, 7, "nearest"),
+    "center_crop_8x20": lambda x: F.center_crop(x, (8, 20)),
+    "center_crop_16x9": lambda x: F.center_crop(x, (16, 9)),
+    "brightness_1.4": lambda x: F.adjust_brightness(x, 1.4),
+    "contrast_0.6": lambda x: F.adjust_contrast(x, 0.6),
+    "saturation_1.7": lambda x: F.adjust_saturation(x, 1.7),
+    "sharpness_1.9": lambda x: F.adjust_sharpness(x, 1.9),
+    "hue_0.27": lambda x: F.adjust_hue(x, 0.27),
+    "hue_-0.45": lambda x: F.adjust_hue(x, -0.45),
+    "posterize_3": lambda x: F.posterize(x, 3),
+    "solarize_0.4": lambda x: F.solarize(x, 0.4),
+    "autocontrast": lambda x: F.autocontrast(x),
+    "equalize": lambda x: F.equalize(x),
+    "rotate_33_bilinear": lambda x: F.rotate(x, 33.0, "bilinear"),
+    "rotate_-21_fill0": lambda x: F.rotate(x, -21.0, fill=0),
+    "shear_x_16.7": lambda x: F.affine(x, 0.0, (0, 0), 1.0, (16.7, 0.0), center=(0, 0)),  # RandAugment's ShearX
+    "affine_bilinear_fill": lambda x: F.affine(x, 12.0, (2, -1), 1.1, (5.0, -3.0), "bilinear", fill=[0.2] * 3),
+}
+
+
+def _torchvision_fixture():
+    import json
+    from pathlib import Path
+
+    with np.load(Path(__file__).parent / "fixtures" / "transforms.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    return json.loads(str(arrays.pop("meta"))), arrays
+
+
+def test_the_fixture_covers_every_twin():
+    meta, _ = _torchvision_fixture()
+    assert meta["cases"] == list(TORCHVISION_TWINS)
+
+
+@pytest.mark.parametrize("name", list(TORCHVISION_TWINS))
+def test_against_torchvision(name):
+    _, arrays = _torchvision_fixture()
+    ours = TORCHVISION_TWINS[name](arrays["input"])
+    np.testing.assert_allclose(ours, arrays[f"out_{name}"], rtol=1e-4, atol=1e-5, err_msg=name)

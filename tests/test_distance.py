@@ -50,5 +50,7 @@ def test_bad_input_is_named():
         F.cosine_similarity(tv.zeros((2, 3)), tv.zeros(4))
     with pytest.raises(IndexError, match="cosine_similarity: dim 2 is out of range"):
         F.cosine_similarity(tv.zeros((2, 3)), tv.zeros((2, 3)), dim=2)
+    with pytest.raises(TypeError, match="pairwise_distance: x2 must be a floating-point tensor.*int64"):
+        F.pairwise_distance(tv.zeros((2, 3)), tv.tensor(np.ones((2, 3), dtype=np.int64)))
     with pytest.raises(ValueError, match="pairwise_distance: inputs must have at least one dim"):
         F.pairwise_distance(tv.tensor(1.0), tv.tensor(2.0))

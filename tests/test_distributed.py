@@ -142,6 +142,31 @@ def test_convert_sync_batchnorm_keeps_parameters_and_state_dict():
     np.testing.assert_allclose(model[1](x).detach().numpy(), ref(torch.tensor(x.numpy())).detach().numpy(), rtol=1e-6)
 
 
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="bucket_cap_mb must be > 0"):
+        dist.DistributedDataParallel(nn.Linear(2, 2), bucket_cap_mb=0)
+    with pytest.raises(ValueError, match=r"input has 3 channels \(shape \(2, 3\)\), expected num_features = 4"):
+        dist.SyncBatchNorm(4)(tv.zeros(2, 3))
+    with pytest.raises(ValueError, match="expected more than 1 value per channel"):
+        dist.SyncBatchNorm(3)(tv.zeros(1, 3))
+    with pytest.raises(ValueError, match="timeout must be > 0"):
+        dist.init(timeout=0)
+    with pytest.raises(ValueError, match="op must be 'sum' or 'mean'"):
+        dist.all_reduce(np.ones(2), op="max")
+
+
+def test_shard_loader_needs_a_batch_the_ranks_divide(monkeypatch):
+    data = tv.data.TensorDataset(np.arange(10.0))
+    monkeypatch.setattr(dist.comm, "get_world_size", lambda: 3)
+    monkeypatch.setattr(dist.comm, "get_rank", lambda: 1)
+    with pytest.raises(ValueError, match="batch size 16 must be divisible by the 3 ranks"):
+        dist.shard_loader(DataLoader(data, batch_size=16, shuffle=True))
+    shard = dist.shard_loader(DataLoader(data, batch_size=6, shuffle=False))
+    assert [b[0].tolist() for b in shard] == [[1, 4], [7, 0]]  # 4 each: 0..9 padded with 0, 1
+    evaluation = dist.shard_loader(DataLoader(data, batch_size=6), train=False)
+    assert [b[0].tolist() for b in evaluation] == [[1, 4], [7]]  # no padding
+
+
 # ----------------------------------------------------------------- under mpiexec -n 2
 def mpiexec() -> str:
     exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
@@ -163,7 +188,41 @@ def run_ranks(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedPro
 
 
 @pytest.mark.mpi
-def test_two_ranks_equal_one_process_on_the_big_batch():
-    result, _ = run_ranks("equality")
+def test_two_ranks_equal_one_process_on_the_big_batch(tmp_path):
+    """The checks of tests/distributed_ranks.py: 2 x 16 == 1 x 32 over 20 SGD steps (float64,
+    1e-12; with SyncBatchNorm 1e-10), local BatchNorm differs, SyncBatchNorm == torch's
+    BatchNorm2d on the whole batch (uneven shares), unused parameters and no_sync, the Trainer's
+    ranks agree, resume exactly and validate as on the whole set."""
+    result, _ = run_ranks("equality", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("OK ") == 6, result.stdout
+    assert result.stdout.count("OK ") == 9, result.stdout
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("kind, message", [
+    ("raise", "stopping all 2 ranks after an error on this rank"),   # an exception on rank 1
+    ("stall", "did not finish within 8 s: another rank has died"),   # rank 1 hangs: rank 0's timeout
+    ("kill", "BAD TERMINATION"),                                      # rank 1 killed: mpiexec ends rank 0
+])
+def test_a_failing_rank_stops_the_job_and_leaves_a_whole_checkpoint(tmp_path, kind, message):
+    """Rank 1 fails in epoch 2 after rank 0 wrote epoch 1's checkpoint: the job ends with an
+    error within seconds (the timeout is 8 s for a stall) and last.ckpt.npz is epoch 1's, whole."""
+    result, seconds = run_ranks(f"fault-{kind}", str(tmp_path), timeout=90)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output, output
+    assert seconds < 60, f"took {seconds:.0f} s"
+    assert int(tv.load(tmp_path / "last.ckpt.npz")["epoch"]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "last.ckpt.npz", "metrics.csv"]
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_cli_train_distributed(tmp_path):
+    """`mpiexec -n 2 tinyvision train ... --distributed`: one rank speaks, rank 0 writes."""
+    command = [mpiexec(), "-n", "2", sys.executable, "-m", "tinyvision.cli", "train", "--model", "lenet5",
+               "--data", "digits", "--epochs", "1", "--distributed", "--quiet", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("training lenet5") == 1 and "test accuracy" in result.stdout, result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt.npz", "curves.png", "last.ckpt.npz", "metrics.csv"]
+    assert sorted(tv.load(tmp_path / "last.ckpt.npz")["rng_ranks"]) == ["0", "1"]

@@ -403,3 +403,47 @@ def test_autograd_core_imports_only_downwards_and_at_the_top():
                   [a.name for n in body if isinstance(n, ast.Import) for a in n.names]
         upward = [t for t in targets if t.startswith("tinyvision") and not t.startswith(("tinyvision.kernels", "tinyvision.autograd.function"))]
         assert not upward, f"{name} imports upwards at module level: {upward}"
+
+
+def test_backward_after_an_optimizer_step_on_a_saved_weight_is_refused():
+    """PyTorch's optimizers change parameters in place, which bumps their version; ours too,
+    so a stale graph is refused instead of differentiated at the new weights."""
+    for lib in (tv, torch):
+        w = lib.nn.Parameter(lib.ones(3, dtype=lib.float64))
+        loss = (w * w).sum()
+        opt = lib.optim.SGD([w], lr=0.1)
+        w.grad = lib.ones(3, dtype=lib.float64)
+        opt.step()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation.*is at version 1; expected version 0"):
+            loss.backward()
+
+
+# ------------------------------------------------------------------ in place through views
+# PyTorch rebases a view and its base onto an in-place change made through the other one.
+# tinyvision does not: it must refuse such a tensor, never differentiate its old history.
+THROUGH_VIEWS = {
+    "view changed, base used": lambda lib, x: ((y := x * 1), y.view(-1).mul_(2), y)[2],
+    "base changed, view used": lambda lib, x: ((y := x * 1), (v := y[0]), y.mul_(2), v)[3],
+    "plain base of a view that joins the graph": lambda lib, x: (
+        (b := lib.zeros(2, 3, dtype=lib.float64)), b[0].add_(x[0] * 3), b)[2],
+}
+
+
+@pytest.mark.parametrize("case", THROUGH_VIEWS)
+def test_in_place_through_a_view_is_refused_not_differentiated_wrongly(case):
+    x = torch.ones(2, 3, dtype=torch.float64, requires_grad=True)
+    (THROUGH_VIEWS[case](torch, x) * 1).sum().backward()
+    assert x.grad.abs().sum() > 0  # torch follows the change: its gradient is not x's plain one
+    x = tv.ones(2, 3, dtype=tv.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="changed in place through a view of it .* history is out of date"):
+        (THROUGH_VIEWS[case](tv, x) * 1).sum().backward()
+
+
+def test_views_taken_after_the_change_and_detached_tensors_are_fine():
+    for lib in (tv, torch):
+        x = lib.ones(2, 3, dtype=lib.float64, requires_grad=True)
+        y = x * 1
+        d = y.detach()
+        y.mul_(3)
+        (y[0] * 1 + d[1]).sum().backward()  # y[0] is taken after mul_; d has no history
+        np.testing.assert_array_equal(x.grad.numpy(), [[3.0] * 3, [0.0] * 3])

@@ -139,6 +139,15 @@ def test_photo_split_and_loading():
     assert photo_module.PHOTOS[-1] == "camera"
 
 
+@pytest.mark.slow
+def test_flower_is_scikit_learns_sample_image():
+    """Read from scikit-learn's package folder without importing scikit-learn (slow to import)."""
+    from sklearn.datasets import load_sample_image
+
+    want = load_sample_image("flower.jpg").astype(np.float64) @ np.array([0.2125, 0.7154, 0.0721]) / 255
+    np.testing.assert_allclose(imaging.load_photo("flower")[0], want, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------- patches
 def test_patch_dataset_is_seeded_per_epoch():
     photos = [image((1, 20, 12), seed=1), image((1, 10, 16), seed=2)]

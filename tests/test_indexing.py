@@ -247,13 +247,17 @@ def test_index_add(dim, alpha):
                lambda a, s: torch.index_add(a, dim, torch.tensor(idx), s, alpha=alpha), [x, rng.standard_normal(src_shape)])
 
 
-@pytest.mark.parametrize("mask_shape", [(3, 4), (4,), (3, 1)])
-def test_masked_scatter(mask_shape):
-    rng = np.random.default_rng(5)
-    mask = rng.random(mask_shape) < 0.5
+@settings(max_examples=8)
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=1, base_shape=(3, 4), max_dims=2), seed=st.integers(0, 2**32 - 1),
+       extra=st.integers(0, 3))
+def test_masked_scatter(shapes, seed, extra):
+    """The mask broadcasts to the input; source has at least as many elements as it selects."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random(shapes.input_shapes[0]) < 0.5
+    n = int(np.broadcast_to(mask, (3, 4)).sum()) + extra
     check_both(lambda a, s: tv.masked_scatter(a, tv.tensor(mask), s),
                lambda a, s: torch.masked_scatter(a, torch.tensor(mask), s),
-               [rng.standard_normal((3, 4)), rng.standard_normal((2, 7))])
+               [rng.standard_normal((3, 4)), rng.standard_normal(n)])
 
 
 def test_in_place_scatter_family_match_pytorch():

@@ -24,9 +24,12 @@ from tests.helpers import DTYPES, tol
 
 
 def needs(*ops: str):
-    """Skip a test whose functional op is not exported yet (other issues are adding them)."""
+    """The functional ops a layer test relies on. Every one exists now, so a missing op is a
+    failure (at collection, naming it), never a skip: a test of a feature that exists must
+    fail when the feature breaks."""
     missing = [op for op in ops if not hasattr(F, op)]
-    return pytest.mark.skipif(bool(missing), reason=f"tinyvision.nn.functional lacks {missing}")
+    assert not missing, f"tinyvision.nn.functional lacks {missing}"
+    return pytest.mark.usefixtures()  # a no-op mark: the decorator stays where it documents the ops
 
 
 def torch_dtype(dtype):
@@ -579,3 +582,21 @@ def test_new_layer_errors_are_named():
         nn.Conv3d(2, 2, (1, 2))
     with pytest.raises(ValueError, match=r"Dropout2d: p must be in \[0, 1\], got 2"):
         nn.Dropout2d(2)
+
+
+@pytest.mark.parametrize("name", ["Conv1d", "Conv3d", "Unfold", "Fold", "InstanceNorm1d", "InstanceNorm2d",
+                                  "InstanceNorm3d", "Dropout1d", "Dropout2d", "Dropout3d", "PixelShuffle",
+                                  "PixelUnshuffle", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d",
+                                  "ReplicationPad2d", "Unflatten", "ParameterList", "ParameterDict", "PReLU",
+                                  "LeakyReLU", "ELU", "ReLU6", "SELU", "Hardswish", "Hardsigmoid", "Mish", "Softplus",
+                                  "GLU", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
+                                  "TransformerDecoder", "Transformer"])
+def test_new_layer_signatures_are_torchs(name):
+    """Constructor and forward parameters in torch's order (Hardtanh's deprecated min_value /
+    max_value aliases are left out)."""
+    import inspect
+
+    ours, theirs = getattr(nn, name), getattr(torch.nn, name)
+    assert list(inspect.signature(ours.__init__).parameters) == list(inspect.signature(theirs.__init__).parameters)
+    if name not in ("ParameterList", "ParameterDict"):  # containers: no forward
+        assert list(inspect.signature(ours.forward).parameters) == list(inspect.signature(theirs.forward).parameters)

@@ -58,6 +58,12 @@ def test_linear(lead, fan_in, fan_out, bias, seed):
     check(tv.nn.functional.linear, TF.linear, arrays)
 
 
+def test_linear_with_a_0d_bias_broadcasts_and_sums_its_gradient_back():
+    rng = np.random.default_rng(1)
+    check(tv.nn.functional.linear, TF.linear, [rng.standard_normal((2, 3)), rng.standard_normal((4, 3)),
+                                               np.array(0.5)])
+
+
 def test_bad_input():
     a, b = tv.ones((2, 3)), tv.ones((4, 5))
     with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4, 5\) do not fit: the last dim "
@@ -124,6 +130,15 @@ def test_einsum(equation):
     check(lambda *xs: tv.einsum(equation, *xs), lambda *xs: torch.einsum(equation, *xs), arrays)
 
 
+@settings(max_examples=6)
+@given(sizes=st.lists(st.integers(0, 3), min_size=5, max_size=5), seed=st.integers(0, 2**32 - 1))
+def test_einsum_attention_with_drawn_sizes(sizes, seed):
+    b, h, q, k, d = sizes
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal((b, h, q, d)), rng.standard_normal((b, h, k, d))]
+    check(lambda x, y: tv.einsum("bhqd,bhkd->bhqk", x, y), lambda x, y: torch.einsum("bhqd,bhkd->bhqk", x, y), arrays)
+
+
 def test_einsum_operand_list_and_same_operand_twice():
     x = np.random.default_rng(1).standard_normal(4)
     check(lambda a: tv.einsum("i,i->", [a, a]), lambda a: torch.einsum("i,i->", [a, a]), [x])
@@ -149,10 +164,12 @@ def test_diag_both_directions(shape, diagonal):
 
 # ------------------------------------------------------------------ cdist
 @pytest.mark.parametrize("p", [2.0, 1.0, 3.0, 0.5, 0.0, float("inf")])
-@pytest.mark.parametrize("shapes", [((3, 2), (4, 2)), ((2, 3, 4), (2, 5, 4)), ((1, 3), (2, 3))])
-def test_cdist(p, shapes):
-    rng = np.random.default_rng(3)
-    a, b = rng.standard_normal(shapes[0]), rng.standard_normal(shapes[1])
+@settings(max_examples=4)
+@given(batch=hnp.array_shapes(min_dims=0, max_dims=1, min_side=1, max_side=2), P=st.integers(1, 3),
+       R=st.integers(1, 3), M=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_cdist(p, batch, P, R, M, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal(batch + (P, M)), rng.standard_normal(batch + (R, M))
     check(lambda x, y: tv.cdist(x, y, p), lambda x, y: torch.cdist(x, y, p), [a, b])
 
 

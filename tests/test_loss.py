@@ -282,9 +282,13 @@ def test_triplet_margin_loss(swap, p, shape):
     check(lambda *t: F.triplet_margin_loss(*t, **kw), lambda *t: TF.triplet_margin_loss(*t, **kw), [a, pos, neg])
 
 
-@pytest.mark.parametrize("num_classes", [-1, 6])
-def test_one_hot(num_classes):
-    y = np.array([[0, 3], [2, 2], [1, 0]])
+@settings(max_examples=10)
+@given(shape=st.sampled_from([(), (0,), (5,), (3, 2), (2, 1, 3)]), extra=st.sampled_from([None, 0, 2]), seed=SEEDS)
+def test_one_hot(shape, extra, seed):
+    """Any index shape (0-d and empty too); num_classes -1 (max + 1) or given."""
+    y = np.random.default_rng(seed).integers(0, 4, shape)
+    # -1 infers max + 1, which an empty tensor cannot give (torch refuses too): then pass it
+    num_classes = -1 if extra is None and y.size else 4 + (extra or 0)
     ours = F.one_hot(tv.tensor(y), num_classes)
     theirs = TF.one_hot(torch.tensor(y), num_classes)
     assert ours.dtype == np.int64 and tuple(ours.shape) == tuple(theirs.shape)
@@ -297,6 +301,8 @@ def test_bad_input_of_new_losses():
         F.one_hot(tv.tensor([0, 5]), 3)
     with pytest.raises(ValueError, match="one_hot: class values must be non-negative, got -1"):
         F.one_hot(tv.tensor([0, -1]))
+    with pytest.raises(ValueError, match=r"one_hot: cannot infer num_classes from an empty tensor"):
+        F.one_hot(tv.tensor(np.zeros(0, dtype=np.int64)))
     with pytest.raises(TypeError, match="one_hot: tensor must hold integer class indices.*float64"):
         F.one_hot(x)
     with pytest.raises(ValueError, match=r"binary_cross_entropy: all elements of input should be between 0 and 1.*"

@@ -95,3 +95,11 @@ def test_panoptic_quality_by_hand():
     assert r == pytest.approx({"pq": 0.375, "sq": 0.75, "rq": 0.5})
     with pytest.raises(ValueError, match="masks overlap"):
         panoptic_quality([{"masks": np.ones((2, 8, 8), bool), "labels": [1, 1]}], [{"masks": t, "labels": [1, 1]}])
+
+
+def test_scores_that_require_grad_are_read_without_detaching():
+    scores = tv.tensor(np.random.default_rng(0).standard_normal((2, 3, 4, 5)), requires_grad=True)
+    target = np.random.default_rng(1).integers(0, 3, (2, 4, 5))
+    metric = JaccardIndex(num_classes=3)
+    metric.update(scores * 2.0, target)        # a graph member, as a model's output in training
+    assert metric.compute() == pytest.approx(mean_iou(scores.detach().numpy().argmax(1), target, 3))

@@ -38,15 +38,12 @@ def load_fixture(path: Path) -> tuple[dict, dict]:
     return json.loads(str(arrays.pop("meta"))), arrays
 
 
-def build(meta: dict, monkeypatch: pytest.MonkeyPatch):
+def build(meta: dict):
     """The fixture's model, without drawing initial weights (the test overwrites them all, and
     drawing VGG's 120 M takes seconds), with the classifier narrowed as the fixture's was."""
     from tinyvision import nn
 
-    with monkeypatch.context() as m:
-        for name in dir(nn.init):
-            if name.endswith("_") and not name.startswith("_"):
-                m.setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+    with nn.init.skip_init():
         model = create_model(meta["model"], **meta["kwargs"])
     if meta.get("classifier_width"):
         shrink_classifier(model.classifier, meta["classifier_width"], nn.Linear)
@@ -54,9 +51,9 @@ def build(meta: dict, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.mark.parametrize("path", CASES)
-def test_state_dict_keys_and_shapes_match_reference(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_state_dict_keys_and_shapes_match_reference(path: Path) -> None:
     meta, _ = load_fixture(path)
-    model = build(meta, monkeypatch)
+    model = build(meta)
     ours = model.state_dict()
     assert list(ours) == meta["keys"]
     assert [list(v.shape) for v in ours.values()] == meta["shapes"]
@@ -65,11 +62,11 @@ def test_state_dict_keys_and_shapes_match_reference(path: Path, monkeypatch: pyt
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("path", CASES)
-def test_logits_and_gradients_match_reference(path: Path, dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_logits_and_gradients_match_reference(path: Path, dtype: str) -> None:
     meta, ref = load_fixture(path)
     if dtype not in meta["dtypes"]:
         pytest.skip(f"{path.stem}: no {dtype} reference (see make_model_fixtures.py for why)")
-    model = build(meta, monkeypatch).to(np.dtype(dtype))
+    model = build(meta).to(np.dtype(dtype))
     shapes = dict(zip(meta["keys"], map(tuple, meta["shapes"])))
     weights = seeded_state_dict(shapes, meta["seed"])  # the fixture rounded them to float32
     model.load_state_dict({k: v.astype(np.float32).astype(dtype) if not k.endswith("num_batches_tracked")

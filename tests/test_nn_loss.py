@@ -70,3 +70,30 @@ def test_bad_options_are_named():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         nn.KLDivLoss(reduction="batchmean")  # allowed for KLDivLoss only
+
+
+LOSSES = ["CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss", "SmoothL1Loss",
+          "HuberLoss", "KLDivLoss"]
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_constructor_signature_is_torchs(name):
+    """The same parameters in the same order (positional calls mean the same thing)."""
+    import inspect
+
+    ours = list(inspect.signature(getattr(nn, name).__init__).parameters)
+    assert ours == list(inspect.signature(getattr(torch.nn, name).__init__).parameters)
+
+
+@pytest.mark.parametrize("size_average, reduce, expected", [(None, False, "none"), (False, None, "sum"),
+                                                            (True, True, "mean"), (False, False, "none")])
+def test_deprecated_size_average_and_reduce_as_torch(size_average, reduce, expected):
+    with pytest.warns(UserWarning):
+        ours = nn.MSELoss(size_average, reduce)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = torch.nn.MSELoss(size_average, reduce)
+    assert ours.reduction == theirs.reduction == expected
+    with pytest.warns(UserWarning, match="size_average and reduce are deprecated"):
+        out = tv.nn.functional.cross_entropy(tv.tensor(LOGITS), tv.tensor(CLASSES), reduce=False)
+    assert out.shape == (4,)

@@ -277,3 +277,10 @@ BOUNDS_SCRIPT = textwrap.dedent("""
 def test_numba_kernels_stay_in_bounds():
     """Every Numba pooling kernel, compiled with bounds checks, over edge-case shapes."""
     run_under_boundscheck(BOUNDS_SCRIPT)
+
+
+@pytest.mark.parametrize("size", [2.5, "a", {2: 2}])
+def test_adaptive_pool_output_size_of_the_wrong_type_is_named(size):
+    """A float output_size used to fail inside tuple() with "'float' object is not iterable"."""
+    with pytest.raises(TypeError, match="adaptive_avg_pool2d: output_size must be an int or a pair"):
+        F.adaptive_avg_pool2d(tv.ones((1, 1, 4, 4)), size)

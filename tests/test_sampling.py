@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyvision as tv
-from tests.helpers import check_against_torch, check_op
+from tests.conftest import requires_gpu
+from tests.helpers import check_against_torch, check_op, tol
 
 F = tv.nn.functional
 VARIANTS = list(itertools.product(["bilinear", "nearest"], ["zeros", "border", "reflection"], [False, True]))
@@ -88,6 +89,8 @@ def test_bad_input_is_named():
         F.grid_sample(x, g, mode="bicubic")
     with pytest.raises(ValueError, match="grid_sample: padding_mode must be one of .*got 'circular'"):
         F.grid_sample(x, g, padding_mode="circular")
+    with pytest.raises(TypeError, match="grid_sample: input must be a floating-point tensor.*int64"):
+        F.grid_sample(tv.tensor(np.zeros((2, 3, 4, 4), dtype=np.int64)), g)
     with pytest.raises(TypeError, match="grid_sample: grid is float64 but input is float32"):
         F.grid_sample(x, tv.tensor(np.zeros((2, 5, 5, 2))))
     with pytest.raises(ValueError, match=r"affine_grid: theta must have shape \(N, 2, 3\) = \(2, 2, 3\) for size "
@@ -95,3 +98,21 @@ def test_bad_input_is_named():
         F.affine_grid(tv.zeros((2, 3, 3)), (2, 3, 4, 4))
     with pytest.raises(ValueError, match=r"affine_grid: size must be \(N, C, H, W\) or \(N, C, D, H, W\)"):
         F.affine_grid(tv.zeros((2, 2, 3)), (2, 4, 4))
+
+
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("mode, padding_mode, align_corners", VARIANTS)
+def test_gpu_grid_sample_matches_torch(mode, padding_mode, align_corners):
+    """The same NumPy formulation on CuPy arrays (gathers, cupyx scatter_add) vs torch on the CPU."""
+    rng = np.random.default_rng(3)
+    x, grid = rng.standard_normal((2, 3, 5, 4)), rng.uniform(-1.5, 1.5, (2, 4, 3, 2))
+    kw = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    xo, go = tv.tensor(x, device="cuda", requires_grad=True), tv.tensor(grid, device="cuda", requires_grad=True)
+    xt, gt = torch.tensor(x, requires_grad=True), torch.tensor(grid, requires_grad=True)
+    out, expected = F.grid_sample(xo, go, **kw), TF.grid_sample(xt, gt, **kw)
+    np.testing.assert_allclose(out.to("cpu").detach().numpy(), expected.detach().numpy(), **tol(np.float64))
+    out.sum().backward()
+    expected.sum().backward()
+    np.testing.assert_allclose(xo.grad.to("cpu").numpy(), xt.grad.numpy(), **tol(np.float64))
+    np.testing.assert_allclose(go.grad.to("cpu").numpy(), gt.grad.numpy(), **tol(np.float64))

@@ -188,3 +188,42 @@ def test_int_keys_and_generator_state_round_trip(tmp_path, suffix):
     np.testing.assert_array_equal(restored.random(5), rng.random(5))
     with pytest.raises(ValueError, match="unique as strings.*'1'"):
         tv.save({1: np.ones(1), "1": np.ones(1)}, path)
+
+
+def test_save_removes_temporary_files_that_killed_saves_left(tmp_path) -> None:
+    """A save killed before its rename leaves .NAME.PID.XXXX.tmp; the next save to NAME removes
+    those of processes that are gone (and old ones of the pid-less form), never a live one's."""
+    import os
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a pid that has exited
+    dead = tmp_path / f".ckpt.npz.{gone}.k2j4.tmp"
+    legacy = tmp_path / ".ckpt.npz.x81a.tmp"
+    live = tmp_path / f".ckpt.npz.{os.getppid()}.a0b1.tmp"  # our parent: alive
+    other = tmp_path / f".other.npz.{gone}.zz11.tmp"  # another file's: not ours to touch
+    for f in (dead, legacy, live, other):
+        f.write_bytes(b"partial")
+    os.utime(legacy, (0, 0))
+    tv.save({"w": np.ones(3)}, tmp_path / "ckpt.npz")
+    assert not dead.exists() and not legacy.exists()
+    assert live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".ckpt")) == [live.name]
+
+
+def test_an_npz_that_would_inflate_past_the_limit_is_refused_before_inflating(tmp_path, monkeypatch) -> None:
+    import zipfile
+
+    from tinyvision import serialization
+
+    monkeypatch.setattr(serialization, "MAX_INFLATED_BYTES", 1 << 20)
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:  # 8 MiB of zeros in ~8 KB
+        with zf.open("a.npy", "w") as f:
+            np.lib.format.write_array(f, np.zeros(1 << 20))
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(ValueError, match=r"would inflate to 8,388,7\d\d bytes.*zip bomb"):
+        tv.load(bomb)
+    np.savez(tmp_path / "plain.npz", a=np.zeros(1 << 20))  # stored, not compressed: 1x, fine
+    assert tv.load(tmp_path / "plain.npz")["a"].shape == (1 << 20,)

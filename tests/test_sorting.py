@@ -92,6 +92,15 @@ def test_unique_with_inverse_and_counts(values):
             assert a.dtype == np.dtype(str(b.dtype).replace("torch.", ""))
 
 
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_unique_along_a_dim(dim):
+    x = [[1, 2, 1, 2], [0, 5, 0, 5], [1, 2, 1, 2]]
+    ours = tv.unique(tv.tensor(x), return_inverse=True, return_counts=True, dim=dim)
+    theirs = torch.unique(torch.tensor(x), return_inverse=True, return_counts=True, dim=dim)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 @pytest.mark.parametrize("values", [[[0.0, 1.5, 0.0], [2.0, 0.0, -1.0]], [0, 0, 3], 5.0, 0.0, [True, False]])
 def test_nonzero_and_where_one_argument(values):
     ours, theirs = tv.tensor(values), torch.tensor(values)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import tinyvision as tv
-from tinyvision.metrics import mean_iou
+from tinyvision.metrics import mean_iou, panoptic_quality
 from tinyvision.models import create_model
+from tinyvision.train.segment import class_segments
 from tinyvision.train.tasks import get_task
 
 
@@ -44,7 +45,9 @@ def test_segmenter_steps_and_whole_split_miou():
         pred = model(x).argmax(1).numpy()
     metrics = module.on_validation_epoch_end()
     assert metrics["mean_iou"] == pytest.approx(mean_iou(pred, y.numpy(), 4))   # over the split, not per batch
-    assert set(metrics) == {"mean_iou", "iou_0", "iou_1", "iou_2", "iou_3"}
+    assert set(metrics) == {"mean_iou", "iou_0", "iou_1", "iou_2", "iou_3", "pq", "sq", "rq"}
+    expect = panoptic_quality([class_segments(p) for p in pred], [class_segments(t) for t in y.numpy()])
+    assert metrics["pq"] == pytest.approx(expect["pq"])
 
 
 def test_fcn_aux_loss_is_added():
@@ -91,3 +94,11 @@ def test_cli_errors_are_one_line(capsys):
         main(["train", "--task", "segment", "--model", "resnet18", "--epochs", "1"])
     with pytest.raises(SystemExit, match="needs an image size divisible by 8"):
         main(["train", "--task", "segment", "--image-size", "36", "--epochs", "1"])
+
+
+def test_class_segments():
+    classes = np.array([[0, 2, 2], [3, 3, 0]])
+    seg = class_segments(classes)
+    np.testing.assert_array_equal(seg["labels"], [2, 3])
+    np.testing.assert_array_equal(seg["masks"][0], classes == 2)
+    assert class_segments(np.zeros((2, 2), int))["masks"].shape == (0, 2, 2)

@@ -99,6 +99,30 @@ def test_rollout_and_cls_grid() -> None:
     np.testing.assert_allclose(viz.attention_rollout(a[:1, :1], residual=0.0), a[0, 0])
 
 
+def test_rollout_by_hand() -> None:
+    """Two layers, L = 2, worked on paper. Layer 1's two heads average to A1 = [[.8, .2], [.4, .6]];
+    layer 2 is A2 = [[.5, .5], [.1, .9]]. Without the residual, rollout = A2 A1 (the later layer
+    on the left) = [[.6, .4], [.44, .56]] (A1 A2 would be [[.42, .58], [.26, .74]]). With
+    residual 0.5: A' = (A + I) / 2, so A1' = [[.9, .1], [.2, .8]], A2' = [[.75, .25], [.05, .95]]
+    and A2' A1' = [[.725, .275], [.235, .765]]."""
+    layer1 = np.array([[[1.0, 0.0], [0.0, 1.0]], [[0.6, 0.4], [0.8, 0.2]]])  # 2 heads
+    layer2 = np.array([[[0.5, 0.5], [0.1, 0.9]]] * 2)  # the same in both heads
+    attention = np.stack([layer1, layer2])  # (layers 2, heads 2, 2, 2)
+    np.testing.assert_allclose(viz.attention_rollout(attention, residual=0.0), [[0.6, 0.4], [0.44, 0.56]])
+    np.testing.assert_allclose(viz.attention_rollout(attention, residual=0.5), [[0.725, 0.275], [0.235, 0.765]])
+
+
+def test_cls_grid_by_hand() -> None:
+    """The class token's ROW (what [CLS] attends to), patches in row-major order: row 0 of a
+    (5, 5) map = [.2 | .1 .2 .3 .2] -> [[.1, .2], [.3, .2]]; column 0 holds other numbers."""
+    a = np.full((5, 5), 0.05)
+    a[0] = [0.2, 0.1, 0.2, 0.3, 0.2]
+    a[1:, 0] = [0.9, 0.8, 0.7, 0.6]  # reading the column instead would give these
+    np.testing.assert_allclose(viz.cls_attention_grid(a), [[0.1, 0.2], [0.3, 0.2]])
+    heads = np.stack([a, np.full((5, 5), 0.2)])  # heads are averaged first
+    np.testing.assert_allclose(viz.cls_attention_grid(heads), [[0.15, 0.2], [0.25, 0.2]])
+
+
 def test_position_embedding_similarity_is_a_cosine_matrix(small_vit) -> None:
     s = viz.position_embedding_similarity(small_vit)
     assert s.shape == (4, 4, 4, 4)
@@ -346,3 +370,18 @@ def test_trainer_curves_come_from_viz_plot() -> None:
     from tinyvision.train import trainer
 
     assert trainer.plot_curves is plot.plot_curves
+
+
+def test_gradcam_default_layer_is_the_last_with_a_4x4_map(tmp_path, capsys) -> None:
+    """LeNet-5's last conv (C5) is 1x1: a map of one value paints one tint. The default is the
+    last layer whose map is at least 4x4 (S4, 5x5); --layer picks another."""
+    from tinyvision.cli import main
+    from tinyvision.viz.cli import _last_spatial_layer, _output_shapes
+
+    model = create_model("lenet5").eval()
+    shapes = _output_shapes(model, np.zeros((1, 32, 32), np.float32))
+    assert shapes["c5"][-2:] == (1, 1) and _last_spatial_layer(shapes) == "s4"
+    main(["viz", "gradcam", "--model", "lenet5", "--out", str(tmp_path)])
+    assert "wrote" in capsys.readouterr().out and (tmp_path / "gradcam.png").exists()
+    with pytest.raises(SystemExit, match="--layer 'fc': not a layer with"):
+        main(["viz", "gradcam", "--model", "lenet5", "--layer", "fc", "--out", str(tmp_path)])

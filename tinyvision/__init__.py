@@ -55,3 +55,11 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_SUBPACKAGES))
+
+
+def load_checkpoint(path):
+    """``(model in eval mode, config)`` from a checkpoint written by ``tinyvision train``
+    (tinyvision/train/checkpoint.py: every part of the file is checked before it is trusted)."""
+    from tinyvision.train.checkpoint import load_checkpoint as load
+
+    return load(path)

@@ -23,6 +23,14 @@ def _away_from_zero(a: np.ndarray) -> np.ndarray:
     return np.where(np.abs(a) < 0.1, a + 0.2 * np.sign(a + 1e-12), a)
 
 
+def _in_place_chain(a: tv.Tensor, b: tv.Tensor) -> tv.Tensor:
+    """In-place ops on a non-leaf are recorded: y's gradient runs through each step."""
+    y = a * 1
+    y.mul_(b).add_(b, alpha=2).clamp_(-1.5, 1.5)
+    y[0] = b[1] * 3
+    return y
+
+
 def _cases() -> list[Case]:
     """(name, fn, input shapes): every input of ``fn`` is checked, so the layer cases pass
     their weights and biases as inputs (the functional form) to check those gradients too."""
@@ -54,6 +62,13 @@ def _cases() -> list[Case]:
         ("pad reflect, roll, repeat", lambda a: F.pad(a, (2, 1), mode="reflect").roll(1, 1).repeat(2, 1), [(3, 4)]),
         ("getitem (advanced, repeats)", lambda a: a[[0, 0, 2], 1:], [(3, 4)]),
         ("gather, index_select", lambda a: a.gather(1, tv.tensor(np.array([[1], [0], [3]]))) + a.index_select(0, idx)[:, :1], [(3, 4)]),
+        ("sort, topk, median", lambda a: a.sort(1).values + a.topk(4, 1).values + a.median(1, keepdim=True).values, [(3, 4)]),
+        ("cumsum, cumprod, diff", lambda a: a.cumsum(1) + a.cumprod(1) + tv.diff(a, prepend=a[:, :1]), [(3, 4)]),
+        ("einsum, bmm, addmm, outer", lambda a, b: tv.einsum("bik,bjk->bij", a, b).sum(0) + a[0].mm(b[0].t()) + tv.addmm(a[1, :, 0], a[1], b[1].t(), beta=0.5) + tv.outer(a[0, :, 0], b[0, :, 0]), [(2, 3, 4), (2, 3, 4)]),
+        ("tril, diag, cdist, kron", lambda a, b: a.tril(1) + tv.diag(tv.diag(a)) + tv.cdist(a, b) + tv.kron(a[:1, :2], b[:3, :2].sum(0, keepdim=True))[:, :3], [(3, 3), (3, 3)]),
+        ("scatter, scatter_add, index_add, masked_scatter", lambda a, b: a.scatter(1, idx.reshape(3, 1), b) + a.scatter_add(0, idx.reshape(1, 3).repeat(2, 1), b) + a.index_add(0, idx, b) + a.masked_scatter(mask[:, :3], b), [(3, 3), (3, 3)]),
+        ("square, erf, atan2, lerp", lambda a, b: a.square() + a.erf() + tv.atan2(a, b) + a.lerp(b, b.sigmoid()), [(3, 4), (3, 4)]),
+        ("in place on a non-leaf (mul_, add_, setitem)", lambda a, b: _in_place_chain(a, b), [(3, 4), (3, 4)]),
         ("cross_entropy (smoothing)", lambda a: F.cross_entropy(a, tv.tensor(np.array([0, 2, 1])), label_smoothing=0.1), [(3, 4)]),
         # class weights are constants (torch has no gradient for them either)
         ("cross_entropy (weight, soft targets)", lambda a, t: F.cross_entropy(a, t.softmax(-1), weight=class_w) + F.cross_entropy(a, tv.tensor(np.array([3, 1, 0])), weight=class_w), [(3, 4), (3, 4)]),
@@ -76,14 +91,26 @@ def _cases() -> list[Case]:
     ]
 
 
+def matches(name: str, pattern: str) -> bool:
+    """``pattern`` is a part of ``name`` ('conv'), or a shell pattern when it has * ? or [ ('conv*')."""
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(name, pattern)
+    return pattern in name
+
+
 def run_gradchecks(pattern: str = "*", verbose: bool = True, cases: list[Case] | None = None) -> list[str]:
-    """Run the checks (``cases``, default: all of the above) whose name matches ``pattern``;
-    print a table; return the names of those that failed (or raised)."""
+    """Run the checks (``cases``, default: all of the above) whose name matches ``pattern``
+    (see ``matches``); print a table; return the names of those that failed (or raised).
+    A pattern that matches no check is a ValueError: a run of 0 checks proves nothing."""
     rng = np.random.default_rng(0)
     failures = []
     rows = []
-    for name, fn, shapes in _cases() if cases is None else cases:
-        if not fnmatch.fnmatch(name, pattern):
+    cases = _cases() if cases is None else cases
+    if not any(matches(name, pattern) for name, _, _ in cases):
+        raise ValueError(f"no gradient check matches {pattern!r}; the checks are: "
+                         + ", ".join(name for name, _, _ in cases))
+    for name, fn, shapes in cases:
+        if not matches(name, pattern):
             continue
         inputs = [tv.tensor(_away_from_zero(rng.standard_normal(s)), requires_grad=True) for s in shapes]
         start = time.perf_counter()

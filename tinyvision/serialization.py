@@ -138,11 +138,41 @@ def _safetensors_bytes(arrays: Mapping[str, np.ndarray], meta: str) -> bytes:
     return safetensors.numpy.save(dict(arrays), metadata={META_KEY: meta})
 
 
+def _remove_orphans(folder: str, name: str) -> None:
+    """Delete the temporary files that earlier saves to ``name`` left behind when their process
+    was killed mid-write (``.NAME.PID.XXXX.tmp``, PID no longer running; files of the older
+    ``.NAME.XXXX.tmp`` form once an hour old). A save still running elsewhere keeps its file."""
+    import glob
+    import time
+
+    for tmp in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.tmp")):
+        middle = os.path.basename(tmp)[len(name) + 2:-len(".tmp")].split(".")
+        try:
+            if middle[0].isdigit() and len(middle) == 2:
+                pid = int(middle[0])
+                if pid != os.getpid():
+                    try:
+                        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+                        continue
+                    except ProcessLookupError:
+                        pass
+                    except PermissionError:  # it exists (another user's)
+                        continue
+            elif time.time() - os.path.getmtime(tmp) < 3600:
+                continue
+            os.unlink(tmp)
+        except OSError:  # gone already, or not ours to remove: leave it
+            pass
+
+
 def _write_atomic(path: str, payload: bytes) -> None:
     """Write to a temporary file in the target's folder, flush it to disk, then rename it over
-    ``path`` (an atomic replace on POSIX and Windows): readers see the old file or the new one."""
+    ``path`` (an atomic replace on POSIX and Windows): readers see the old file or the new one.
+    A save killed before the rename leaves its temporary file; the next save to ``path``
+    removes it (``_remove_orphans``)."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    _remove_orphans(folder, os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp")
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -174,7 +204,25 @@ def save(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
     _write_atomic(path, payload)
 
 
+# A zip member can inflate ~1000x (1 MB of zeros -> 1 GiB): refuse an archive whose members
+# would expand past both this size and this multiple of the file's size, before inflating it.
+MAX_INFLATED_BYTES = 256 << 20
+MAX_INFLATE_RATIO = 100
+
+
+def _check_inflated_size(path: str) -> None:
+    """The members' declared sizes (zipfile never inflates a member past its declared size)."""
+    with zipfile.ZipFile(path) as zf:
+        total = sum(info.file_size for info in zf.infolist())
+    on_disk = os.path.getsize(path)
+    if total > MAX_INFLATED_BYTES and total > MAX_INFLATE_RATIO * on_disk:
+        raise ValueError(f"load: {path!r} ({on_disk:,} bytes) would inflate to {total:,} bytes, over "
+                         f"{MAX_INFLATE_RATIO}x its size (a zip bomb?); refusing to read it. If you trust it, raise "
+                         "tinyvision.serialization.MAX_INFLATE_RATIO")
+
+
 def _load_npz(path: str) -> tuple[dict[str, np.ndarray], str | None]:
+    _check_inflated_size(path)
     with np.load(path, allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}  # reads (and CRC-checks) all
     meta = arrays.pop(META_KEY, None)
@@ -222,6 +270,11 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
         return _unflatten(arrays, None if meta is None else json.loads(meta))
     except (ImportError, FileNotFoundError):
         raise
+    except ValueError as exc:
+        if str(exc).startswith("load: "):  # already says what is wrong with the file
+            raise
+        raise ValueError(f"load: {path!r} is not a readable {suffix} file (corrupt or truncated?): "
+                         f"{type(exc).__name__}: {exc}") from exc
     except Exception as exc:  # zipfile, NumPy, safetensors and torch each raise their own types
         raise ValueError(f"load: {path!r} is not a readable {suffix} file (corrupt or truncated?): "
                          f"{type(exc).__name__}: {exc}") from exc

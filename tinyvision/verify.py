@@ -121,28 +121,107 @@ def verify(model: Any, reference: Any, x: np.ndarray, dtypes: tuple[str, ...] = 
     return results
 
 
-def verify_against_reference(name: str, image_size: int | None = None, num_classes: int = 10,
-                             seed: int = 0) -> list[VerifyResult]:
-    """``tinyvision verify NAME``: build the real torchvision (CNNs) or timm (ViT) model,
-    copy its random weights into ours, and print the layer-by-layer tables. Needs torch and
-    torchvision or timm (a separate environment; `make test` never needs them)."""
+def torch_lenet5(num_classes: int = 10) -> Any:
+    """LeNet-5 in plain PyTorch, written from the paper (torchvision has no LeNet): C1 conv 5x5,
+    S2/S4 trainable subsampling (2x2 sum times a weight plus a bias per map), C3 the paper's
+    sparse table of 5x5 convs, C5 conv 5x5 to 120, F6 linear to 84, scaled tanh
+    1.7159 tanh(2a/3) after each, and Euclidean RBF outputs -||x - code||^2 on fixed codes
+    (a buffer: copy tinyvision's before comparing). The twin that ``tinyvision verify lenet5``
+    compares with, so that a clean clone (torch, no torchvision) can run it."""
     import torch
 
-    from tinyvision.models import create_model
+    from tinyvision.models.lenet import C3_TABLE
 
+    class Subsample(torch.nn.Module):
+        def __init__(self, c: int) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(c))
+            self.bias = torch.nn.Parameter(torch.randn(c))
+
+        def forward(self, x):  # the 2x2 sum = 4 x the 2x2 mean
+            return torch.nn.functional.avg_pool2d(x, 2) * 4 * self.weight[:, None, None] + self.bias[:, None, None]
+
+    class SparseConv(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.maps = torch.nn.ModuleList(torch.nn.Conv2d(len(t), 1, 5) for t in C3_TABLE)
+
+        def forward(self, x):
+            return torch.cat([conv(x[:, list(t)]) for conv, t in zip(self.maps, C3_TABLE)], dim=1)
+
+    class RBF(torch.nn.Module):
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            self.register_buffer("codes", torch.zeros(n, 84))
+
+        def forward(self, x):
+            return -((x[:, None] - self.codes[None]) ** 2).sum(-1)
+
+    class LeNet5(torch.nn.Module):
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            self.c1 = torch.nn.Conv2d(1, 6, 5)
+            self.s2 = Subsample(6)
+            self.c3 = SparseConv()
+            self.s4 = Subsample(16)
+            self.c5 = torch.nn.Conv2d(16, 120, 5)
+            self.f6 = torch.nn.Linear(120, 84)
+            self.output = RBF(n)
+
+        def forward(self, x):
+            squash = lambda a: 1.7159 * torch.tanh(a * 2 / 3)  # noqa: E731
+            x = squash(self.s2(self.c1(x)))
+            x = squash(self.s4(self.c3(x)))
+            x = squash(self.f6(squash(self.c5(x)).flatten(1)))
+            return self.output(x)
+
+    return LeNet5(num_classes)
+
+
+# models whose PyTorch twin lives in this repository (only torch is needed to verify them)
+TWINS = {"lenet5": torch_lenet5}
+INSTALL = "pip install torchvision timm (into the same environment as torch)"
+
+
+def _require(module: str, name: str) -> Any:
+    """Import torch/torchvision/timm, or exit with one line saying how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise SystemExit(f"verify {name} compares with {module}, which is not installed: {INSTALL}. "
+                         f"Without it: tinyvision verify {', '.join(TWINS)} (their twins are in the repository)") from None
+
+
+def verify_against_reference(name: str, image_size: int | None = None, num_classes: int = 10,
+                             seed: int = 0) -> list[VerifyResult]:
+    """``tinyvision verify NAME``: build the PyTorch twin (in this repository for LeNet-5, else
+    the real torchvision CNN or timm ViT), copy its random weights into ours, and print the
+    layer-by-layer tables. Needs torch; torchvision or timm for the models they define."""
+    from tinyvision.models import create_model, list_models
+
+    if name not in list_models():
+        raise SystemExit(f"verify: unknown model {name!r}; `tinyvision models` lists them")
+    torch = _require("torch", name)
     torch.manual_seed(seed)
-    if name.startswith("vit"):
-        import timm
-
-        reference = timm.create_model(name, pretrained=False, num_classes=num_classes)
+    channels = 3
+    if name in TWINS:
+        model = create_model(name, num_classes=num_classes)
+        reference = TWINS[name](num_classes)
+        with torch.no_grad():  # LeNet-5's fixed RBF codes are ours: give the twin the same ones
+            reference.output.codes.copy_(torch.tensor(model.output.codes.numpy()))
+        size, channels = image_size or 32, 1
+    elif name.startswith("vit"):
+        reference = _require("timm", name).create_model(name, pretrained=False, num_classes=num_classes)
         size = image_size or 224
     else:
-        import torchvision
-
+        torchvision = _require("torchvision", name)
         if not hasattr(torchvision.models, name):
             raise SystemExit(f"verify: torchvision has no model {name!r} to compare with")
         reference = getattr(torchvision.models, name)(num_classes=num_classes)
         size = image_size or 64
-    model = create_model(name, num_classes=num_classes)
-    x = np.random.default_rng(seed).standard_normal((2, 3, size, size))
+    if name not in TWINS:  # built after the reference's library was found
+        model = create_model(name, num_classes=num_classes)
+    x = np.random.default_rng(seed).standard_normal((2, channels, size, size))
     return verify(model.eval(), reference.eval(), x)

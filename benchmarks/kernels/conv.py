@@ -8,6 +8,8 @@ Cases (a mid-network layer and a stem, the shapes docs/convolution.md reports):
      3x the forward FLOPs.
   c: conv2d N=8, 3->64, 224x224, 7x7, stride 2, pad 3 (the ImageNet stem): forward and dW
      only, 2x the forward FLOPs; a stem's input is the image, which needs no gradient.
+  d: conv3d N=2, 32->32, 8x32x32, 3x3x3, pad 1 (a video / volume layer): forward, dx and dW,
+     run as 3 conv2d calls per pass on the same rungs (docs/convolution.md).
 
 Every rung runs through ``tinyvision.nn.functional.conv2d`` and ``backward()`` (autograd
 included) under ``kernels.use(rung)``; torch runs ``F.conv2d`` with the same inputs and output
@@ -28,7 +30,7 @@ import tinyvision as tv
 import tinyvision.nn.functional as F
 from benchmarks.runner import Report, cuda_sync
 from tinyvision.kernels.dispatch import use
-from tinyvision.kernels.reference.conv import conv2d_flops
+from tinyvision.kernels.reference.conv import conv_output_size
 
 
 @dataclass
@@ -42,25 +44,35 @@ class Case:
     reference: bool   # also time the (slow) NumPy reference rung
 
     @property
+    def ndim(self) -> int:  # spatial dims: 2 (conv2d) or 3 (conv3d)
+        return len(self.x) - 2
+
+    @property
     def pair_args(self) -> tuple:
         return (self.stride,) * 2, (self.padding,) * 2, (1, 1), 1
 
+    def conv(self, functional):
+        return functional.conv2d if self.ndim == 2 else functional.conv3d
+
     def gflop(self) -> float:
-        return conv2d_flops(self.x, self.w, *self.pair_args) * (3 if self.input_grad else 2) / 1e9
+        """2 * multiply-adds of the forward, times 3 (fwd, dx, dW) or 2 (fwd, dW)."""
+        forward = 2 * np.prod(self.out_shape(), dtype=np.int64) * np.prod(self.w[1:], dtype=np.int64)
+        return float(forward) * (3 if self.input_grad else 2) / 1e9
 
     def out_shape(self) -> tuple:
-        n, _, h, w = self.x
-        k, s, p = self.w[2], self.stride, self.padding
-        return (n, self.w[0], (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        spatial = (conv_output_size(n, k, self.stride, self.padding) for n, k in zip(self.x[2:], self.w[2:]))
+        return (self.x[0], self.w[0]) + tuple(spatial)
 
     def workspace_mb(self) -> float:
-        n, o, oh, ow = self.out_shape()
-        return round(n * oh * ow * self.w[1] * self.w[2] * self.w[3] * 4 / 2**20, 1)
+        """im2col's columns: one row per output pixel, C/groups * KH * KW floats (per depth tap for 3-D)."""
+        rows = np.prod(self.out_shape(), dtype=np.int64) // self.w[0]
+        return round(float(rows * self.w[1] * self.w[-2] * self.w[-1]) * 4 / 2**20, 1)
 
 
 CASES = [
     Case("a: N32 64->64 32x32 k3 p1, fwd+dx+dW", (32, 64, 32, 32), (64, 64, 3, 3), 1, 1, True, False),
     Case("c: N8 3->64 224x224 k7 s2 p3, fwd+dW", (8, 3, 224, 224), (64, 3, 7, 7), 2, 3, False, True),
+    Case("d: conv3d N2 32->32 8x32x32 k3 p1, fwd+dx+dW", (2, 32, 8, 32, 32), (32, 32, 3, 3, 3), 1, 1, True, False),
 ]
 
 
@@ -71,7 +83,7 @@ def _tinyvision_step(case: Case, x, w, grad, device: str) -> Callable[[], None]:
 
     def step() -> None:
         X.grad = W.grad = None
-        F.conv2d(X, W, stride=case.stride, padding=case.padding).backward(G)
+        case.conv(F)(X, W, stride=case.stride, padding=case.padding).backward(G)
     return step
 
 
@@ -84,7 +96,7 @@ def _torch_step(case: Case, x, w, grad, device: str) -> Callable[[], None]:
 
     def step() -> None:
         X.grad = W.grad = None
-        torch.nn.functional.conv2d(X, W, stride=case.stride, padding=case.padding).backward(G)
+        case.conv(torch.nn.functional)(X, W, stride=case.stride, padding=case.padding).backward(G)
     return step
 
 
@@ -148,5 +160,6 @@ def run(device: str = "cpu") -> Report:
                 report.add(case.name, rung, _tinyvision_step(case, x, w, grad, device), **common,
                            repeats=9 if rung == "cpu" else 3, warmup=2 if rung == "cpu" else 1,
                            workspace_MB=case.workspace_mb())
-        _cpu_parts(report, case, x, w, grad)
+        if case.ndim == 2:
+            _cpu_parts(report, case, x, w, grad)
     return report

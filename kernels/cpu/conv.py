@@ -16,52 +16,27 @@ section 3, has the measurements):
 * **Reused workspaces.** The columns are the big temporary (KH*KW times the input). A fresh
   array of that size is a fresh mmap and a page fault per 4 KiB (~1.3 us each), so the columns
   live in a per-thread buffer that grows to the largest layer and is then reused.
+* **Winograd for 3x3 stride-1 layers** (``kernels/cpu/winograd.py``): F(2x2, 3x3) and
+  F(4x4, 3x3) do 2.25x and 4x fewer multiplications than im2col's GEMM; ``algorithm`` below
+  picks one per shape from a table of measurements, for the forward and the input gradient.
 * **One thread policy** (``tinyvision.kernels.cpu.threading``): Numba's workqueue layer, so
   that its threads sleep while OpenBLAS runs.
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from numba import njit, prange
 
 from tinyvision.kernels.cpu import threading as _thread_policy  # noqa: F401  (before any launch)
+from tinyvision.kernels.cpu.workspace import release_workspaces, workspace, workspace_bytes  # noqa: F401
+from tinyvision.kernels.cpu import winograd
+from tinyvision.kernels.dispatch import ALGORITHMS, forced_algorithm
 from tinyvision.kernels.reference.conv import Pair, conv_output_size
+from tinyvision.kernels.reference.winograd import applies as winograd_applies
 
 # The ladder: what every rung of this op defines with one signature and kernels/dispatch.py
 # reaches by name (tests/test_kernels_ladder.py checks that the rungs agree).
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "im2col", "col2im"]
-
-# --------------------------------------------------------------------------- workspaces
-_local = threading.local()
-
-
-def workspace(tag: str, shape: tuple, dtype) -> np.ndarray:
-    """A scratch array of ``shape``; its memory is reused by the next call with the same tag.
-
-    One flat buffer per (tag, dtype) per thread, grown to the largest request, so a network
-    holds one columns buffer the size of its largest layer. Callers must not keep the result
-    past the kernel that asked for it.
-    """
-    buffers = _local.__dict__.setdefault("buffers", {})
-    dtype = np.dtype(dtype)
-    size = int(np.prod(shape))
-    buf = buffers.get((tag, dtype))
-    if buf is None or buf.size < size:
-        buf = buffers[(tag, dtype)] = np.empty(size, dtype)
-    return buf[:size].reshape(shape)
-
-
-def workspace_bytes() -> int:
-    """Bytes held by this thread's workspaces."""
-    return sum(b.nbytes for b in _local.__dict__.get("buffers", {}).values())
-
-
-def release_workspaces() -> None:
-    """Drop this thread's workspaces (their memory goes back at the next collection)."""
-    _local.__dict__.pop("buffers", None)
-
 
 # --------------------------------------------------------------------------- Numba kernels
 # The kernels work on channels-last images (N, H, W, C): the Cg channels a column entry needs
@@ -198,6 +173,33 @@ def _grad_matrices(grad: np.ndarray, groups: int) -> np.ndarray:
     return _channels_last(grad, "grad").reshape(n * oh * ow, groups, o // groups).transpose(1, 0, 2)
 
 
+# --------------------------------------------------------------------------- algorithm table
+# Which algorithm computes a convolution on this rung. Winograd applies to 3x3, stride 1,
+# dilation 1, groups 1 (reference/winograd.py); where it applies, the table below (measured
+# with ``python -m benchmarks.kernels conv``, docs/convolution.md section 4) decides:
+#   - few channels (an RGB stem): the GEMMs are tiny either way and im2col's single copy wins;
+#   - F(4x4, 3x3) needs outputs at least 8 wide, else most of its 4x4 tiles hang over the edge;
+#   - otherwise F(4x4, 3x3) for float32 and float64 alike (its error, 1e-6 relative in float32,
+#     is measured in docs/convolution.md).
+WINOGRAD_TILE = {"winograd2": 2, "winograd4": 4}
+WINOGRAD_MIN_CHANNELS = 16   # min(C_in, C_out) below which im2col runs
+WINOGRAD4_MIN_SIZE = 8       # min(OH, OW) below which F(2x2, 3x3) runs instead of F(4x4, 3x3)
+ALGORITHMS = ALGORITHMS["conv"]
+
+
+def algorithm(x_shape: tuple, w_shape: tuple, stride: Pair, padding: Pair, dilation: Pair, groups: int) -> str:
+    """The algorithm that computes conv2d(x, w) with these arguments (and its input gradient)."""
+    if not winograd_applies(x_shape, w_shape, stride, padding, dilation, groups):
+        return "im2col"
+    forced = forced_algorithm("conv")  # kernels.dispatch.use_algorithm("conv", ...)
+    if forced is not None:
+        return forced
+    if min(x_shape[1], w_shape[0]) < WINOGRAD_MIN_CHANNELS:
+        return "im2col"
+    out = _out_hw(x_shape[2:], (3, 3), stride, padding, dilation)
+    return "winograd4" if min(out) >= WINOGRAD4_MIN_SIZE else "winograd2"
+
+
 # --------------------------------------------------------------------------- the ladder API
 def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair,
                    groups: int) -> np.ndarray:
@@ -206,6 +208,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, di
     y_g (N*OH*OW, Og) = cols_g (N*OH*OW, KH*KW*Cg) @ W_g (KH*KW*Cg, Og), all groups in one
     batched matmul.
     """
+    name = algorithm(x.shape, w.shape, stride, padding, dilation, groups)
+    if name != "im2col":
+        return winograd.conv2d_forward_nhwc(_channels_last(x, "x"), w, padding, WINOGRAD_TILE[name])
     n, _, h, wd = x.shape
     o, _, kh, kw = w.shape
     oh, ow = _out_hw((h, wd), (kh, kw), stride, padding, dilation)
@@ -220,6 +225,11 @@ def conv2d_backward_input(grad: np.ndarray, w: np.ndarray, x_shape: tuple, strid
     Returned as an NCHW view of channels-last memory, like the forward."""
     n, o, oh, ow = grad.shape
     _, cg, kh, kw = w.shape
+    # Winograd when it computes the forward of x_shape and grad is exactly that forward's size
+    # (a transposed conv may ask for another x_shape); dx is then a stride-1 conv of grad
+    name = algorithm(x_shape, w.shape, stride, padding, dilation, groups)
+    if name != "im2col" and _out_hw(x_shape[2:], (kh, kw), stride, padding, dilation) == (oh, ow):
+        return winograd.conv2d_backward_input_nhwc(_channels_last(grad, "grad"), w, padding, WINOGRAD_TILE[name])
     dcols = workspace("dcols", (groups, n * oh * ow, kh * kw * cg), grad.dtype)
     np.matmul(_grad_matrices(grad, groups), _weight_matrices(w, groups).transpose(0, 2, 1), out=dcols)
     _, c, h, wd = x_shape

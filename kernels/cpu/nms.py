@@ -13,6 +13,8 @@ from numba import njit
 from tinyvision.kernels.cpu import threading as _threading  # noqa: F401  (one Numba/BLAS thread policy)
 from tinyvision.kernels.reference.nms import score_order
 
+__all__ = ["nms"]  # the ladder: what tinyvision.kernels.dispatch asks for
+
 
 @njit(cache=True, error_model="numpy")  # 0/0 (two empty boxes) is NaN, never suppresses, as in C++
 def _greedy(boxes, order, iou_threshold, zero):

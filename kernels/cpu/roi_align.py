@@ -19,6 +19,8 @@ from numba import njit, prange
 from tinyvision.kernels.cpu import threading as _threading  # noqa: F401  (one Numba/BLAS thread policy)
 from tinyvision.kernels.reference.roi_align import Pair, sample_tables
 
+__all__ = ["roi_align_forward", "roi_align_backward"]  # the ladder: what tinyvision.kernels.dispatch asks for
+
 
 @njit(parallel=True, cache=True)
 def _forward(x, batch, ylo, yhi, wylo, wyhi, xlo, xhi, wxlo, wxhi, grid_h, grid_w, count, out):

@@ -12,6 +12,8 @@ from numba import njit, prange
 from tinyvision.kernels.cpu import threading as _threading  # noqa: F401  (one Numba/BLAS thread policy)
 from tinyvision.kernels.reference.roi_pool import Pair, pool_bins
 
+__all__ = ["roi_pool_forward", "roi_pool_backward"]  # the ladder: what tinyvision.kernels.dispatch asks for
+
 
 @njit(parallel=True, cache=True)
 def _forward(x, batch, h0, h1, w0, w1, out, argmax):

@@ -20,6 +20,8 @@ from tinyvision.kernels.compat import cupy
 from tinyvision.kernels.gpu.pooling import launch
 from tinyvision.kernels.reference.nms import score_order
 
+__all__ = ["nms"]  # the ladder: what tinyvision.kernels.dispatch asks for
+
 _SOURCE = r"""
 template<typename T>
 __global__ void nms_mask(const T* boxes, unsigned long long* mask, long long n, int words, double threshold) {

@@ -16,6 +16,8 @@ from tinyvision.kernels.compat import cupy
 from tinyvision.kernels.gpu.pooling import i32, launch
 from tinyvision.kernels.reference.roi_align import Pair, sample_tables
 
+__all__ = ["roi_align_forward", "roi_align_backward"]  # the ladder: what tinyvision.kernels.dispatch asks for
+
 _SOURCE = r"""
 // Flat output id o -> RoI k, channel c, bin (ph, pw); the taps of RoI k live at [k][p][g].
 #define BIN_ID long long o = blockIdx.x * (long long)blockDim.x + threadIdx.x; if (o >= total) return; \

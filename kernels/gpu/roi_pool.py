@@ -12,6 +12,8 @@ from tinyvision.kernels.compat import cupy
 from tinyvision.kernels.gpu.pooling import i32, launch
 from tinyvision.kernels.reference.roi_pool import Pair, pool_bins
 
+__all__ = ["roi_pool_forward", "roi_pool_backward"]  # the ladder: what tinyvision.kernels.dispatch asks for
+
 _SOURCE = r"""
 template<typename T>
 __global__ void roi_pool_fwd(const T* x, const long long* batch, const long long* h0, const long long* h1,

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["nms"]  # the ladder: what tinyvision.kernels.dispatch asks for
+
 
 def score_order(scores: np.ndarray) -> np.ndarray:
     """Indices by descending score, ties by ascending index (a stable sort of ``-scores``).

@@ -32,6 +32,8 @@ import numpy as np
 
 from tinyvision.kernels.compat import array_module
 
+__all__ = ["roi_align_forward", "roi_align_backward"]  # the ladder: what tinyvision.kernels.dispatch asks for
+
 Pair = tuple[int, int]
 
 

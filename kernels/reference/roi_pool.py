@@ -22,6 +22,8 @@ import numpy as np
 
 from tinyvision.kernels.compat import array_module
 
+__all__ = ["roi_pool_forward", "roi_pool_backward"]  # the ladder: what tinyvision.kernels.dispatch asks for
+
 Pair = tuple[int, int]
 
 

@@ -146,6 +146,19 @@ class Node:
         return f"<{self.name}Backward>"
 
 
+def check_history(op: str, t: Any) -> None:
+    """Refuse a tensor whose recorded history is out of date: another tensor sharing its memory
+    (a view of it, or the tensor it views) was changed in place *and recorded*, so t's values
+    changed without t's grad_fn knowing. PyTorch rebases such views onto the change; here that
+    is refused rather than differentiated wrongly."""
+    if t._history_mark is not None and t._history_mark != t._version_counter[1]:
+        raise RuntimeError(
+            f"{op}: this tensor's memory was changed in place through a view of it (or through "
+            "the tensor it is a view of) while a graph was recorded, so its own history is out "
+            "of date; PyTorch would rebase it, tinyvision refuses. Make the in-place change on "
+            "this tensor itself, or take the view from a .clone().")
+
+
 class RemovableHandle:
     """What ``register_hook`` returns: ``.remove()`` unregisters the hook (also a context
     manager). The hooks live in a dict keyed by the handle's id, so removal is exact."""
@@ -182,6 +195,10 @@ class Function:
         """Run the op on Tensors (and plain Python values) and return a Tensor."""
         Tensor = _Tensor or _load_tensor()
         tensors = [a for a in args if isinstance(a, Tensor)]
+        if is_grad_enabled():
+            for t in tensors:
+                if t._history_mark != t._version_counter[1] and t._history_mark is not None:
+                    check_history(cls.__name__, t)
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         ctx = Context(tensors)
         ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])

@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from tinyvision.autograd.function import Node, RemovableHandle, is_grad_enabled, no_grad, run_backward
+from tinyvision.autograd.function import (Node, RemovableHandle, check_history, is_grad_enabled, no_grad,
+                                          run_backward)
 from tinyvision.kernels import compat
 
 
@@ -63,7 +64,7 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # so `ndarray + Tensor` calls Tensor.__radd__ instead of NumPy
-    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_version_counter", "_hooks",
+    __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_version_counter", "_history_mark", "_hooks",
                  "_post_accumulate_hooks", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False, grad_fn: Node | None = None,
@@ -74,9 +75,12 @@ class Tensor:
         self.grad: Tensor | None = None
         self.grad_fn = grad_fn
         self._requires_grad = False
-        # how many in-place changes this memory has seen: one slot, shared with the tensors
-        # that view the same memory (views, detach()), so a change through any is seen by all
-        self._version_counter: list[int] = _view_of._version_counter if _view_of is not None else [0]
+        # [in-place changes of this memory, how many of them were recorded in a graph], shared
+        # with the tensors that view the same memory (views, detach()), so all see a change
+        self._version_counter: list[int] = _view_of._version_counter if _view_of is not None else [0, 0]
+        # the recorded-change count when grad_fn was set: if another tensor sharing this memory
+        # records an in-place change later, this tensor's history is out of date (check_history)
+        self._history_mark: int | None = self._version_counter[1]
         self._hooks: dict = {}  # a leaf's register_hook functions (a non-leaf's live on grad_fn)
         self._post_accumulate_hooks: dict | None = None  # made on first register
         self.requires_grad = requires_grad or grad_fn is not None
@@ -172,7 +176,9 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """The same array, cut from the graph (no copy; in-place changes are seen by both)."""
-        return Tensor(self.data, _view_of=self)
+        out = Tensor(self.data, _view_of=self)
+        out._history_mark = None  # no history of its own that could go out of date
+        return out
 
     # ----------------------------------------------------------------- array facts
     @property
@@ -319,19 +325,26 @@ class Tensor:
     # old value, which carries self's history, then self's array is overwritten and self
     # takes the new node. Every change bumps the version counter, so a node that saved the
     # old array refuses to run backward (Context.check_versions) instead of using new values.
-    def _inplace(self, op: str, fn: Callable[..., "Tensor"], *args: Any) -> "Tensor":
-        recording = is_grad_enabled() and (
+    def _recording(self, *args: Any) -> bool:
+        """Whether an in-place change of self with these arguments joins a graph."""
+        return is_grad_enabled() and (
             self.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args))
+
+    def _inplace(self, op: str, fn: Callable[..., "Tensor"], *args: Any) -> "Tensor":
+        recording = self._recording(*args)
         if recording and self.grad_fn is None and self.requires_grad:
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an "
                                "in-place operation. (Do it under tinyvision.no_grad().)")
         if not recording:
             with no_grad():
                 return self._overwrite(op, fn(self, *args).data)
+        check_history(op, self)
         old = Tensor(self.data.copy(), grad_fn=self.grad_fn, requires_grad=self.requires_grad)
         out = fn(old, *args)
         self._overwrite(op, out.data)
         self.grad_fn, self._requires_grad = out.grad_fn, out.requires_grad
+        self._version_counter[1] += 1  # tensors sharing this memory now hold stale histories
+        self._history_mark = self._version_counter[1]
         return self
 
     def _overwrite(self, op: str, values: Any) -> "Tensor":
@@ -344,8 +357,12 @@ class Tensor:
             raise RuntimeError(f"{op}: result type {values.dtype} can't be cast to the desired "
                                f"output type {self.dtype}")
         self.data[...] = values
-        self._version_counter[0] += 1
+        self._bump_version()
         return self
+
+    def _bump_version(self) -> None:
+        """Count an in-place change of ``data`` (the optimizers call it after their updates)."""
+        self._version_counter[0] += 1
 
     def _fill_with(self, op: str, values: Any) -> "Tensor":
         """Overwrite with values that do not depend on the old ones (fill_, normal_...):
@@ -357,7 +374,12 @@ class Tensor:
                                                        self._xp.asarray(v, dtype=t.dtype), t), values)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        self._inplace("__setitem__", lambda t, v: F.index_put(t, index, v), value)
+        if self._recording(value):
+            self._inplace("__setitem__", lambda t, v: F.index_put(t, index, v), value)
+            return
+        # outside a graph, write just the indexed elements (not a whole copy, as index_put makes)
+        self.data[F.unwrap_index(index)] = value.data if isinstance(value, Tensor) else value
+        self._bump_version()
 
     def copy_(self, src: "Tensor | Any") -> "Tensor":
         if not isinstance(src, Tensor):

@@ -7,6 +7,7 @@ The samples depend only on ``seed`` (a generator of their own, not the global on
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable
 
 import numpy as np
@@ -56,11 +57,12 @@ def _background(rng: np.random.Generator, size: int, xs: np.ndarray, ys: np.ndar
 
 def _colour(rng: np.random.Generator, bg: np.ndarray, others: list[np.ndarray] = ()) -> np.ndarray:
     """A random colour at least MIN_CONTRAST from the background and OBJECT_CONTRAST from each
-    of ``others`` (mean |difference| over the channels), by rejection."""
-    while True:
+    of ``others`` (mean |difference| over the channels), by rejection. Only a handful of colours
+    can be pairwise that far apart, so after 200 draws the others are no longer asked about."""
+    for tries in itertools.count():
         colour = rng.uniform(0.0, 1.0, 3)
-        if np.abs(colour - bg).mean() >= MIN_CONTRAST and all(
-                np.abs(colour - o).mean() >= OBJECT_CONTRAST for o in others):
+        if np.abs(colour - bg).mean() >= MIN_CONTRAST and (tries >= 200 or all(
+                np.abs(colour - o).mean() >= OBJECT_CONTRAST for o in others)):
             return colour
 
 

@@ -16,9 +16,10 @@ from tinyvision.distributed.comm import (DistributedError, abort, all_gather_obj
                                          is_main_process)
 from tinyvision.distributed.ddp import DistributedDataParallel, assign_buckets, broadcast_parameters
 from tinyvision.distributed.metrics import all_reduce_metrics
-from tinyvision.distributed.sampler import DistributedSampler
+from tinyvision.distributed.sampler import DistributedSampler, shard_loader
 from tinyvision.distributed.sync_batchnorm import SyncBatchNorm
 
 __all__ = ["DistributedDataParallel", "DistributedError", "DistributedSampler", "SyncBatchNorm", "abort",
            "all_gather_object", "all_reduce", "all_reduce_metrics", "assign_buckets", "barrier", "broadcast",
-           "broadcast_parameters", "get_rank", "get_world_size", "init", "is_initialized", "is_main_process"]
+           "broadcast_parameters", "get_rank", "get_world_size", "init", "is_initialized", "is_main_process",
+           "shard_loader"]

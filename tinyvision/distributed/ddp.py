@@ -164,7 +164,7 @@ class DistributedDataParallel(Module):
     def _progress(self) -> None:
         """Poke MPI: without a progress thread, MPICH moves a non-blocking all-reduce on only
         while some MPI call runs, so each hook lets the buckets in flight advance."""
-        comm.test([b.request for b in self._buckets[:self._launched]])
+        comm.poll([b.request for b in self._buckets[:self._launched]])
 
     def _finish(self) -> None:
         """Wait for every bucket, then ``.grad`` <- the sum over ranks / world size."""

@@ -69,3 +69,30 @@ class DistributedSampler:
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch = int(state.get("epoch", self.epoch))
+
+
+def shard_loader(loader: Any, seed: int = 0, train: bool = True) -> Any:
+    """This rank's share of a ``DataLoader`` (what ``Trainer(distributed=True)`` does to the
+    loaders it is given, as Lightning does).
+
+    The loader's ``batch_size`` is read as the *global* batch: each of R ranks takes
+    batch_size / R samples a step, so the recipe's batch (and learning rate) stay as they are.
+    Training: a ``DistributedSampler`` (padded to equal shards, reshuffled from ``seed + epoch``
+    when the loader shuffled). Evaluation: every R-th sample from this rank's position, no
+    padding (metrics are all-reduced as sums and counts, so unequal shards are exact).
+    """
+    from tinyvision.data.loader import DataLoader
+    from tinyvision.distributed import comm
+
+    world, rank = comm.get_world_size(), comm.get_rank()
+    if world == 1 or not isinstance(loader, DataLoader) or loader.sampler is not None:
+        return loader  # nothing to share, or the caller chose the order already
+    if train and loader.batch_size % world:
+        raise ValueError(f"distributed: the batch size {loader.batch_size} must be divisible by the "
+                         f"{world} ranks (each rank takes batch_size / {world} samples a step)")
+    if train:
+        sampler: Any = DistributedSampler(loader.dataset, world, rank, shuffle=loader.shuffle, seed=seed)
+    else:
+        sampler = range(rank, len(loader.dataset), world)
+    return DataLoader(loader.dataset, batch_size=max(loader.batch_size // world, 1), drop_last=loader.drop_last,
+                      collate_fn=loader.collate_fn, sampler=sampler)

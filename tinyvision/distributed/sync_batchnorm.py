@@ -127,6 +127,9 @@ class SyncBatchNorm(_BatchNorm):
     def forward(self, input: Tensor) -> Tensor:
         if input.ndim not in self._ranks:
             raise ValueError(f"SyncBatchNorm: expected at least 2-d input (N, C, *), got shape {input.shape}")
+        if input.shape[1] != self.num_features:
+            raise ValueError(f"SyncBatchNorm: input has {input.shape[1]} channels (shape {input.shape}), "
+                             f"expected num_features = {self.num_features}")
         if not self.training and self.running_mean is not None:
             return super().forward(input)  # eval: the running statistics, nothing to share
         momentum = self.momentum

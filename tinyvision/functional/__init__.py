@@ -39,8 +39,8 @@ from tinyvision.functional.sorting import (argsort, kthvalue, median, nonzero, s
                                            topk, unique)
 from tinyvision.functional.sampling import affine_grid, grid_sample
 from tinyvision.functional.scan import cumprod, cumsum, diff
-from tinyvision.functional.linalg import (addmm, bmm, cdist, diag, einsum, ger, kron, linear, matmul, mm,
-                                          outer, tril, triu)
+from tinyvision.functional.linalg import (addmm, bmm, cdist, diag, einsum, ger, kron, linear,
+                                          matmul, mm, outer, tril, triu)
 
 
 def __getattr__(name: str):

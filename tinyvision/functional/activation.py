@@ -21,6 +21,9 @@ there is PyTorch's choice (stated per op), so that gradients match torch exactly
     softsign   x / (1 + |x|)                           f' = 1 / (1 + |x|)^2
     glu        a sigma(b), (a, b) the two halves of x along dim
 
+``inplace`` is accepted where torch has it, for its signature, and ignored: a new tensor is
+returned (see nn/activation.py for the one visible difference).
+
 ``sigmoid`` and ``tanh`` are math functions as much as activations (``torch.sigmoid``) and
 stay with the elementwise ops; ``softmax`` and ``log_softmax`` are reductions.
 """
@@ -30,17 +33,10 @@ import math
 
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.functional._util import normalize_dim
+from tinyvision.functional._util import check_floating, normalize_dim
 from tinyvision.functional.elementwise import _sigmoid
 from tinyvision.kernels.compat import array_module
 from tinyvision.kernels.dispatch import kernel
-
-
-def _check_tensor(op: str, input: object) -> None:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
-    if input.dtype.kind != "f":
-        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {input.dtype}")
 
 
 def _softplus(x):
@@ -282,17 +278,17 @@ class GLU(Function):
 
 
 # ------------------------------------------------------------------ public functions
-def relu(input: Tensor) -> Tensor:
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
     return ReLU.apply(input)
 
 
-def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     return LeakyReLU.apply(input, negative_slope)
 
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """x if x > 0 else weight[c] * x, ``weight`` (C,) along dim 1 (or (1,) for all channels)."""
-    _check_tensor("prelu", input)
+    check_floating("prelu", "input", input)
     channels = input.shape[1] if input.ndim >= 2 else 1
     if weight.ndim != 1 or weight.shape[0] not in (1, channels):
         raise ValueError(f"prelu: weight must have shape (1,) or ({channels},) (the channels, dim 1 "
@@ -300,22 +296,22 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
     return PReLU.apply(input, weight)
 
 
-def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
     return Hardtanh.apply(input, min_val, max_val)
 
 
-def relu6(input: Tensor) -> Tensor:
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(x, 0), 6) (hardtanh with bounds 0 and 6, so f' = 0 at 0 and at 6, as torch)."""
     return Hardtanh.apply(input, 0.0, 6.0)
 
 
-def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     return ELU.apply(input, alpha, 1.0)
 
 
-def selu(input: Tensor) -> Tensor:
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """scale * elu(x, alpha) with Klambauer et al.'s constants (alpha ~ 1.6733, scale ~ 1.0507)."""
     return ELU.apply(input, _SELU_ALPHA, _SELU_SCALE)
 
@@ -327,11 +323,11 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     return GELU.apply(input, approximate)
 
 
-def silu(input: Tensor) -> Tensor:
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
     return SiLU.apply(input)
 
 
-def mish(input: Tensor) -> Tensor:
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
     return Mish.apply(input)
 
 
@@ -343,11 +339,11 @@ def logsigmoid(input: Tensor) -> Tensor:
     return LogSigmoid.apply(input)
 
 
-def hardsigmoid(input: Tensor) -> Tensor:
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     return Hardsigmoid.apply(input)
 
 
-def hardswish(input: Tensor) -> Tensor:
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     return Hardswish.apply(input)
 
 
@@ -357,7 +353,7 @@ def softsign(input: Tensor) -> Tensor:
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:
     """Gated linear unit: a * sigmoid(b) for (a, b) the two halves of ``input`` along ``dim``."""
-    _check_tensor("glu", input)
+    check_floating("glu", "input", input)
     if input.ndim == 0:
         raise ValueError("glu: input must have at least one dim, got a 0-d tensor")
     axis = normalize_dim(dim, input.ndim, "glu")

@@ -15,10 +15,12 @@ import numpy as np
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import elementwise as E
 from tinyvision.functional import reduction as R
-from tinyvision.functional._util import normalize_dim
+from tinyvision.functional._util import check_floating, normalize_dim
 
 
 def _broadcast(op: str, x1: Tensor, x2: Tensor) -> tuple[int, ...]:
+    check_floating(op, "x1", x1)
+    check_floating(op, "x2", x2)
     try:
         return tuple(np.broadcast_shapes(x1.shape, x2.shape))
     except ValueError:

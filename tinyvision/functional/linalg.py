@@ -77,6 +77,34 @@ def matmul(input: Any, other: Any) -> Tensor:
     return MatMul.apply(input, other)
 
 
+class Linear(Function):
+    """y = x W^T + b as one node: one GEMM on the rows of x (every dim but the last), the bias
+    added into the GEMM's output in place (no second array, no second node).
+
+        dL/dx = G W,   dL/dW = G^T x,   dL/db = sum of G over the rows
+    with G the output gradient seen as (rows, out_features)."""
+
+    @staticmethod
+    def forward(ctx: Context, x, w, b):
+        rows = _rows(x)
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        y = x.reshape(rows, x.shape[-1]) @ w.T  # w.T is a view: BLAS reads it transposed
+        if b is not None:
+            y += b
+        return y.reshape(*x.shape[:-1], w.shape[0])
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        x, w = ctx.saved_tensors
+        rows = _rows(x)
+        G = grad.reshape(rows, w.shape[0])
+        gx = (G @ w).reshape(x.shape) if ctx.needs_input_grad[0] else None
+        gw = G.T @ x.reshape(rows, x.shape[-1]) if ctx.needs_input_grad[1] else None
+        gb = G.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b. x: (..., in_features), W: (out_features, in_features), b: (out_features,)."""
     for name, t in (("input", input), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
@@ -90,8 +118,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if bias is not None and bias.shape not in ((weight.shape[0],), ()):
         raise ValueError(f"linear: bias of shape {bias.shape} does not fit weight of shape "
                          f"{weight.shape}: expected ({weight.shape[0]},)")
-    out = matmul(input, weight.mT)
-    return out if bias is None else out + bias
+    if bias is not None and bias.ndim == 0:
+        bias = bias.expand(weight.shape[0])  # a 0-d bias broadcasts; the node sums its gradient back
+    return Linear.apply(input, weight, bias)
 
 
 # ------------------------------------------------------------------ named matrix products
@@ -160,11 +189,69 @@ def kron(input: Tensor, other: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------ einsum
+def contract(inputs: list[str], output: str, *arrays):
+    """einsum on raw arrays as transposes, reshapes and batched matmuls (no NumPy einsum loop
+    over products). ``inputs`` and ``output`` are written out in full ('bhqd', 'bhkd' -> 'bhqk').
+
+    1. Each operand alone: take the diagonal of a repeated letter and sum a letter no other
+       operand and not the output needs (a one-operand einsum: no products).
+    2. Contract left to right, two at a time (``_pair``): one batched matmul per pair.
+    3. Put the remaining letters in the output's order.
+    """
+    xp = array_module(*arrays)
+    ops = []
+    for k, (subs, a) in enumerate(zip(inputs, arrays)):
+        needed = output + "".join(t for j, t in enumerate(inputs) if j != k)
+        keep = "".join(c for c in dict.fromkeys(subs) if c in needed)
+        ops.append((keep, a if keep == subs else xp.asarray(xp.einsum(f"{subs}->{keep}", a))))
+    subs, a = ops[0]
+    for j in range(1, len(ops)):
+        subs, a = _pair(subs, a, *ops[j], output + "".join(t for t, _ in ops[j + 1:]))
+    return xp.asarray(a).transpose([subs.index(c) for c in output])
+
+
+def _pair(s: str, a, t: str, b, rest: str):
+    """Contract operands ``a`` (letters ``s``) and ``b`` (``t``), keeping the letters that
+    ``rest`` (the output and the operands still to come) needs. Every letter is
+
+        batch       in both and kept      -> B
+        contracted  in both, not kept     -> C (summed by the matmul)
+        free        in one only, kept     -> F_a or F_b
+        (a letter in one only and not kept is summed first)
+
+    so the pair is one batched matmul (B, F_a, C) @ (B, C, F_b) -> (B, F_a, F_b)."""
+    xp = array_module(a, b)
+    a, s = _sum_unneeded(a, s, t + rest)
+    b, t = _sum_unneeded(b, t, s + rest)
+    size = dict(zip(s, a.shape)) | dict(zip(t, b.shape))
+    batch = "".join(c for c in s if c in t and c in rest)
+    summed = "".join(c for c in s if c in t and c not in rest)
+    free_a = "".join(c for c in s if c not in t)
+    free_b = "".join(c for c in t if c not in s)
+
+    def matrices(x, subs: str, order: tuple[str, str, str]):
+        letters = "".join(order)
+        x = x.transpose([subs.index(c) for c in letters])
+        return x.reshape([math.prod(size[c] for c in part) for part in order])
+
+    out = xp.matmul(matrices(a, s, (batch, free_a, summed)), matrices(b, t, (batch, summed, free_b)))
+    letters = batch + free_a + free_b
+    return letters, out.reshape([size[c] for c in letters])
+
+
+def _sum_unneeded(x, subs: str, needed: str):
+    """Sum the axes of ``x`` whose letter ``needed`` lacks."""
+    drop = tuple(i for i, c in enumerate(subs) if c not in needed)
+    if not drop:
+        return x, subs
+    return x.sum(axis=drop), "".join(c for c in subs if c in needed)
+
+
 class Einsum(Function):
     """out = einsum(equation, *operands), equation written out in full ('ij,jk->ik').
 
-    Forward: NumPy's einsum with ``optimize=True`` contracts two operands at a time with
-    ``tensordot``, i.e. transposes and reshapes them into matrices and calls one GEMM per pair.
+    Forward: ``contract``: transposes and reshapes that turn each pair of operands into
+    stacks of matrices, and one batched matmul per pair.
 
     Backward: out is linear in each operand, so dL/d(operand k) is the einsum of the output
     gradient with all the *other* operands, read out with operand k's subscripts: for
@@ -176,10 +263,9 @@ class Einsum(Function):
 
     @staticmethod
     def forward(ctx: Context, inputs: list[str], output: str, *operands):
-        xp = array_module(*operands)
         ctx.inputs, ctx.output = inputs, output
         ctx.save_for_backward(*operands)
-        return xp.asarray(xp.einsum(",".join(inputs) + "->" + output, *operands, optimize=len(operands) > 2 or None))
+        return contract(inputs, output, *operands)
 
     @staticmethod
     def backward(ctx: Context, grad):
@@ -195,8 +281,7 @@ class Einsum(Function):
             seen = ctx.output + "".join(s for s, _ in others)
             letters = "".join(dict.fromkeys(subs))  # each letter once, in order
             kept = "".join(c for c in letters if c in seen)
-            eq = ",".join([ctx.output] + [s for s, _ in others]) + "->" + kept
-            g = xp.einsum(eq, grad, *[o for _, o in others], optimize=len(others) > 1 or None)
+            g = contract([ctx.output] + [s for s, _ in others], kept, grad, *[o for _, o in others])
             # letters summed inside operand k alone: the gradient is the same all along them
             g = xp.broadcast_to(g.reshape([sizes[c] if c in kept else 1 for c in letters]),
                                 [sizes[c] for c in letters])

@@ -26,6 +26,19 @@ from tinyvision.kernels.compat import array_module
 _REDUCTIONS = ("mean", "sum", "none")
 
 
+def legacy_reduction(op: str, size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    """torch's deprecated ``size_average`` / ``reduce`` pair, when given, overrides ``reduction``
+    (with torch's warning): reduce=False -> 'none', else size_average=False -> 'sum', else 'mean'."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    legacy = "none" if not reduce else "mean" if size_average else "sum"
+    warnings.warn(f"{op}: size_average and reduce are deprecated; use reduction='{legacy}' instead",
+                  UserWarning, stacklevel=3)
+    return legacy
+
+
 def _check_reduction(op: str, reduction: str) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
@@ -64,11 +77,12 @@ def _class_last(input: Tensor, target: Tensor, op: str) -> tuple[Tensor, Tensor]
     return movedim(input, 1, -1).reshape(-1, c) if input.ndim > 1 else input.reshape(1, c), target.reshape(-1)
 
 
-def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
-             ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+             ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities ``input`` (N, C[, d...]) at class
     indices ``target`` (N[, d...]): loss_i = -w[y_i] * input[i, y_i]. 'mean' divides by the
     summed weights of the targets that are not ``ignore_index``, as PyTorch."""
+    reduction = legacy_reduction("nll_loss", size_average, reduce, reduction)
     _check_reduction("nll_loss", reduction)
     return _nll("nll_loss", input, target, weight, ignore_index, reduction)
 
@@ -98,8 +112,8 @@ def _nll(op: str, input: Tensor, target: Tensor, weight: Tensor | None, ignore_i
     return _reduce(losses.reshape(target.shape), reduction)
 
 
-def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
-                  ignore_index: int = -100, reduction: str = "mean",
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+                  ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy on logits ``input`` (N, C[, d...]) or (C,).
 
@@ -107,6 +121,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     With ``label_smoothing`` eps the target becomes (1 - eps) * target + eps / C.
     Gradient w.r.t. the logits (unweighted, no smoothing): softmax(x) - onehot(y), / N for 'mean'.
     """
+    reduction = legacy_reduction("cross_entropy", size_average, reduce, reduction)
     _check_reduction("cross_entropy", reduction)
     check_floating("cross_entropy", "input", input)
     check_tensor("cross_entropy", "target", target)
@@ -141,6 +156,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     size_average: bool | None = None, reduce: bool | None = None,
                                      reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
     """-[p y log sigma(x) + (1 - y) log(1 - sigma(x))] with p = pos_weight, computed as
     (1 - y) x + (1 + (p - 1) y) softplus(-x), since -log sigma(x) = softplus(-x).
@@ -149,6 +165,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     ``pos_weight`` broadcast against it (``pos_weight`` along the last, class, dim).
     Gradient w.r.t. the logits: (1 + (p - 1) y) sigma(x) - p y, times weight.
     """
+    reduction = legacy_reduction("binary_cross_entropy_with_logits", size_average, reduce, reduction)
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     check_floating("binary_cross_entropy_with_logits", "input", input)
     check_tensor("binary_cross_entropy_with_logits", "target", target)
@@ -192,23 +209,29 @@ def _weighted(loss: Tensor, weight: Tensor | None, reduction: str, op: str | Non
     return _reduce(loss * weight, reduction)
 
 
-def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+             reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
     """(x - y)^2."""
+    reduction = legacy_reduction("mse_loss", size_average, reduce, reduction)
     _check_pair("mse_loss", input, target, reduction)
     d = input - target
     return _weighted(d * d, weight, reduction, "mse_loss", mean_over_weights=True)
 
 
-def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+def l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+            reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
     """|x - y|."""
+    reduction = legacy_reduction("l1_loss", size_average, reduce, reduction)
     _check_pair("l1_loss", input, target, reduction)
     return _weighted(E.abs(input - target), weight, reduction, "l1_loss", mean_over_weights=True)
 
 
-def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (Huber, scaled by 1/beta).
     The gradient is d / beta inside and sign(d) outside: bounded, so one outlier cannot
     dominate a box-regression batch the way it would with the squared error."""
+    reduction = legacy_reduction("smooth_l1_loss", size_average, reduce, reduction)
     _check_pair("smooth_l1_loss", input, target, reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
@@ -258,6 +281,7 @@ class BinaryCrossEntropy(Function):
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         size_average: bool | None = None, reduce: bool | None = None,
                          reduction: str = "mean") -> Tensor:
     """-w [y log p + (1 - y) log(1 - p)] on probabilities ``input`` in [0, 1].
 
@@ -265,6 +289,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     of inf. Prefer ``binary_cross_entropy_with_logits``: it never forms p, so it cannot lose
     precision near 0 and 1. dL/dp = w (p - y) / (p (1 - p)) where the logs are not clamped.
     """
+    reduction = legacy_reduction("binary_cross_entropy", size_average, reduce, reduction)
     op = "binary_cross_entropy"
     _check_pair(op, input, target, reduction)
     if weight is not None:
@@ -281,7 +306,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     return _weighted(BinaryCrossEntropy.apply(input, target), weight, reduction)
 
 
-def kl_div(input: Tensor, target: Tensor, reduction: str = "mean", log_target: bool = False) -> Tensor:
+def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+           reduction: str = "mean", log_target: bool = False) -> Tensor:
     """KL(target || q) pointwise, with ``input`` = log q (log-probabilities, as torch):
 
         target * (log target - input)             (0 where target = 0: 0 log 0 = 0)
@@ -289,8 +315,11 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean", log_target: b
 
     reduction 'batchmean' divides the sum by the batch size input.shape[0] (the true KL
     divergence per sample); 'mean' divides by every element, as torch (which warns: that is
-    rarely what one wants), 'sum' and 'none' as usual.
+    rarely what one wants), 'sum' and 'none' as usual. Gradients: d/dinput = -target (or
+    -exp(target)); d/dtarget = log target + 1 - input, where target > 0. At target = 0 that
+    is -inf in torch (the derivative of 0 log 0); here it is -input (the branch 0 log 0 = 0).
     """
+    reduction = legacy_reduction("kl_div", size_average, reduce, reduction)
     op = "kl_div"
     if reduction not in _REDUCTIONS + ("batchmean",):
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS + ('batchmean',)}, got {reduction!r}")
@@ -335,12 +364,14 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 
 
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                          size_average: bool | None = None, reduce: bool | None = None,
                           reduction: str = "mean") -> Tensor:
     """1 - cos(x1, x2) where target = 1, max(0, cos(x1, x2) - margin) where target = -1.
 
     cos is taken over the last dim as torch writes it: sum(x1 x2) / sqrt((|x1|^2 + 1e-12)(|x2|^2 + 1e-12)).
     input1, input2 (N, D) or (D,); target (N,) or () of +1 / -1.
     """
+    reduction = legacy_reduction("cosine_embedding_loss", size_average, reduce, reduction)
     op = "cosine_embedding_loss"
     _check_reduction(op, reduction)
     if input1.shape != input2.shape or input1.ndim not in (1, 2) or target.shape != input1.shape[:-1]:
@@ -356,10 +387,12 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
 
 
 def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2,
-                        eps: float = 1e-6, swap: bool = False, reduction: str = "mean") -> Tensor:
+                        eps: float = 1e-6, swap: bool = False, size_average: bool | None = None,
+                        reduce: bool | None = None, reduction: str = "mean") -> Tensor:
     """max(d(a, p) - d(a, n) + margin, 0) with d = pairwise_distance (p-norm of a - b + eps).
     ``swap`` uses min(d(a, n), d(p, n)) as the negative distance (Balntas et al. 2016).
     anchor, positive, negative (N, D) or (D,)."""
+    reduction = legacy_reduction("triplet_margin_loss", size_average, reduce, reduction)
     op = "triplet_margin_loss"
     _check_reduction(op, reduction)
     if not (anchor.ndim == positive.ndim == negative.ndim) or anchor.ndim not in (1, 2):

@@ -54,8 +54,12 @@ def _window_args(op: str, input: Tensor, kernel_size: IntOrPair, stride: IntOrPa
 def _adaptive_size(op: str, input: Tensor, output_size: Any) -> tuple[int, int]:
     """output_size as a pair; None keeps the input's size along that axis, as torch."""
     _check_input(op, input)
-    size = (output_size, output_size) if output_size is None or isinstance(output_size, (int, np.integer)) \
-        else tuple(output_size)
+    if output_size is None or isinstance(output_size, (int, np.integer)):
+        size: tuple = (output_size, output_size)
+    elif isinstance(output_size, (tuple, list)):
+        size = tuple(output_size)
+    else:
+        raise TypeError(f"{op}: output_size must be an int or a pair (ints or None), got {output_size!r}")
     if len(size) != 2:
         raise TypeError(f"{op}: output_size must be an int or a pair (ints or None), got {output_size!r}")
     size = tuple(n if s is None else s for s, n in zip(size, input.shape[-2:]))

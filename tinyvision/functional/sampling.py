@@ -35,6 +35,7 @@ import numpy as np
 from tinyvision.autograd.function import Context, Function
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import linalg
+from tinyvision.functional._util import check_floating
 from tinyvision.kernels import compat
 from tinyvision.kernels.compat import array_module
 
@@ -178,10 +179,8 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         raise ValueError(f"{op}: mode must be one of {MODES}, got {mode!r}")
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"{op}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-    for name, t in (("input", input), ("grid", grid)):
-        if not isinstance(t, Tensor) or t.dtype.kind != "f":
-            raise TypeError(f"{op}: {name} must be a floating-point Tensor, got "
-                            f"{getattr(t, 'dtype', type(t).__name__)}")
+    check_floating(op, "input", input)
+    check_floating(op, "grid", grid)
     if input.ndim != 4:
         raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {input.shape}")
     if grid.ndim != 4 or grid.shape[-1] != 2 or grid.shape[0] != input.shape[0]:
@@ -219,9 +218,7 @@ def affine_grid(theta: Tensor, size: Sequence[int], align_corners: bool | None =
     matmul), so dL/dtheta = grad^T @ base.
     """
     op = "affine_grid"
-    if not isinstance(theta, Tensor) or theta.dtype.kind != "f":
-        what = getattr(theta, "dtype", type(theta).__name__)
-        raise TypeError(f"{op}: theta must be a floating-point Tensor, got {what}")
+    check_floating(op, "theta", theta)
     size = tuple(int(s) for s in size)
     if len(size) not in (4, 5):
         raise ValueError(f"{op}: size must be (N, C, H, W) or (N, C, D, H, W), got {size}")

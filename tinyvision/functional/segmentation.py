@@ -27,28 +27,30 @@ from tinyvision.autograd.tensor import Tensor
 from tinyvision.functional import elementwise as E
 from tinyvision.functional import reduction as R
 from tinyvision.functional.loss import _check_reduction, _class_last, _weighted_mean, cross_entropy
+from tinyvision.kernels.compat import array_module, to_numpy
 
 
 def _probabilities_and_onehot(op: str, input: Tensor, target: Tensor, ignore_index: int | None,
                               log: bool) -> tuple[Tensor, Tensor, Tensor, np.ndarray]:
     """(M, C) [log-]softmax of the logits, (M, C) one-hot target, (M, 1) keep-mask (0 where the
-    target is ignore_index), and the (M,) class indices. Ignored pixels get class 0 (a finite
+    target is ignore_index), and the (M,) class indices (arrays of the logits' array module). Ignored pixels get class 0 (a finite
     stand-in, masked out by the caller: a zero one-hot row would make focal's (1 - p_t)^gamma
     meet 0^gamma, whose derivative is infinite for gamma < 1)."""
     if input.ndim < 2:
         raise ValueError(f"{op}: input must be (N, C, *spatial) logits, got shape {input.shape}")
     scores, y = _class_last(input, target, op)
     c = scores.shape[1]
-    labels = np.asarray(y.numpy() if isinstance(y, Tensor) else y).astype(np.int64)
-    keep = np.ones(labels.shape, dtype=bool) if ignore_index is None else labels != ignore_index
+    xp = array_module(scores.data)                       # NumPy or CuPy: the constants live with the scores
+    labels = xp.asarray(y.data if isinstance(y, Tensor) else y).astype(xp.int64)
+    keep = xp.ones(labels.shape, dtype=bool) if ignore_index is None else labels != ignore_index
     bad = keep & ((labels < 0) | (labels >= c))
-    if bad.any():
-        raise ValueError(f"{op}: target holds classes {sorted(set(labels[bad].tolist()))[:5]} outside "
-                         f"[0, {c}) for input with {c} classes" + (f" (ignore_index={ignore_index})"
-                                                                   if ignore_index is not None else ""))
-    labels = np.where(keep, labels, 0)
+    if bool(bad.any()):
+        found = sorted(set(to_numpy(labels[bad]).tolist()))[:5]
+        raise ValueError(f"{op}: target holds classes {found} outside [0, {c}) for input with {c} classes"
+                         + (f" (ignore_index={ignore_index})" if ignore_index is not None else ""))
+    labels = xp.where(keep, labels, 0)
     dtype = scores.dtype
-    onehot = Tensor((np.arange(c) == labels[:, None]).astype(dtype))
+    onehot = Tensor((xp.arange(c) == labels[:, None]).astype(dtype))
     probs = R.log_softmax(scores, 1) if log else R.softmax(scores, 1)
     return probs, onehot, Tensor(keep[:, None].astype(dtype)), labels
 
@@ -70,10 +72,11 @@ def dice_loss(input: Tensor, target: Tensor, smooth: float = 1.0, ignore_index: 
     dice = (2.0 * intersection + smooth) / (cardinality + smooth)
     if weight is None:
         return 1.0 - dice.mean()
-    w = np.asarray(weight.numpy() if isinstance(weight, Tensor) else weight, dtype=np.float64)
+    w = to_numpy(weight.data if isinstance(weight, Tensor) else np.asarray(weight)).astype(np.float64)
     if w.shape != (dice.shape[0],):
         raise ValueError(f"dice_loss: weight of shape {w.shape} must hold one weight per class, ({dice.shape[0]},)")
-    return 1.0 - (dice * Tensor((w / w.sum()).astype(dice.dtype))).sum()
+    xp = array_module(dice.data)
+    return 1.0 - (dice * Tensor(xp.asarray((w / w.sum()).astype(dice.dtype)))).sum()
 
 
 def focal_loss(input: Tensor, target: Tensor, gamma: float = 2.0, alpha: Sequence[float] | Tensor | None = None,
@@ -92,17 +95,18 @@ def focal_loss(input: Tensor, target: Tensor, gamma: float = 2.0, alpha: Sequenc
     p_t = E.exp(logp_t)
     loss = -((1.0 - p_t) ** gamma) * logp_t if gamma else -logp_t
     if alpha is not None:
-        a = np.asarray(alpha.numpy() if isinstance(alpha, Tensor) else alpha, dtype=np.float64)
+        a = to_numpy(alpha.data if isinstance(alpha, Tensor) else np.asarray(alpha)).astype(np.float64)
         if a.shape != (y.shape[1],):
             raise ValueError(f"focal_loss: alpha of shape {a.shape} must hold one weight per class, ({y.shape[1]},)")
-        loss = loss * Tensor(a[labels].astype(logp.dtype))
+        xp = array_module(logp.data)
+        loss = loss * Tensor(xp.asarray(a.astype(logp.dtype))[labels])
     loss = loss * keep.reshape(-1)
     if reduction == "none":
         spatial = (input.shape[0],) + input.shape[2:]
         return loss.reshape(spatial)
     if reduction == "sum":
         return loss.sum()
-    return _weighted_mean(loss.sum(), float(keep.numpy().sum()))
+    return _weighted_mean(loss.sum(), float(keep.data.sum()))
 
 
 def dice_ce_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,

@@ -111,18 +111,22 @@ def median(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
 
 def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False,
            dim: int | None = None) -> Any:
-    """The distinct elements of the flattened input, sorted (forward only, as in PyTorch).
+    """The distinct elements of the flattened input, sorted (forward only, as in PyTorch); with
+    ``dim``, the distinct slices along that dim, in lexicographic order.
 
-    ``return_inverse`` adds, for each input element (input's shape), the index of its value
-    in the output; ``return_counts`` adds how often each value occurs.
+    ``return_inverse`` adds, for each input element (input's shape) or each slice along
+    ``dim``, the index of its value in the output; ``return_counts`` adds how often each
+    value occurs.
     """
-    if dim is not None:
-        raise NotImplementedError("unique: dim= is not supported; only the flattened form (dim=None)")
     xp = array_module(input.data)
-    values, inverse, counts = xp.unique(input.data.reshape(-1), return_inverse=True, return_counts=True)
+    if dim is None:
+        x, axis = input.data.reshape(-1), None
+    else:
+        x, axis = input.data, normalize_dim(dim, input.ndim, "unique")
+    values, inverse, counts = xp.unique(x, return_inverse=True, return_counts=True, axis=axis)
     out = [Tensor(values)]
     if return_inverse:
-        out.append(Tensor(inverse.reshape(input.shape).astype(np.int64)))
+        out.append(Tensor(inverse.reshape(input.shape if dim is None else -1).astype(np.int64)))
     if return_counts:
         out.append(Tensor(counts.astype(np.int64)))
     return out[0] if len(out) == 1 else tuple(out)

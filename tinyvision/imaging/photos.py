@@ -24,11 +24,19 @@ PHOTOS = TRAIN_PHOTOS + VAL_PHOTOS + TEST_PHOTOS
 def _raw(name: str) -> np.ndarray:
     """(H, W) or (H, W, 3) uint8 as the package ships it."""
     if name == "flower":
-        try:
-            from sklearn.datasets import load_sample_image
-        except ImportError:
-            raise SystemExit("the 'flower' photo needs scikit-learn: pip install 'tinyvision[data]'") from None
-        return load_sample_image("flower.jpg")
+        # the JPEG inside scikit-learn's package, decoded as its load_sample_image does, without
+        # importing scikit-learn (seconds) just to find the file
+        import importlib.util
+        from pathlib import Path
+
+        from PIL import Image
+
+        spec = importlib.util.find_spec("sklearn")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("the 'flower' photo needs scikit-learn: pip install 'tinyvision[data]'")
+        path = Path(spec.submodule_search_locations[0]) / "datasets" / "images" / "flower.jpg"
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
     try:
         import skimage.data
     except ImportError:

@@ -122,22 +122,22 @@ def evaluate_image(ious: np.ndarray, gt_area: np.ndarray, gt_crowd: np.ndarray, 
     gt_matched = np.zeros((T, G), dtype=bool)
     dt_matched = np.zeros((T, len(dt_order)), dtype=bool)
     dt_ignored = np.zeros((T, len(dt_order)), dtype=bool)
-    for t, threshold in enumerate(iou_thresholds):
-        for d in range(len(dt_order)):
-            best, m = min(threshold, 1 - 1e-10), -1
-            for g in range(G):
-                if gt_matched[t, g] and not crowd[g]:
-                    continue                                  # taken (crowds can absorb many)
-                if m > -1 and not ignore[m] and ignore[g]:
-                    break                                     # never trade a real match for an ignored one
-                if ious[d, g] < best:
-                    continue
-                best, m = ious[d, g], g
-            if m == -1:
-                continue
-            dt_ignored[t, d] = ignore[m]
-            dt_matched[t, d] = True
-            gt_matched[t, m] = True
+    thresholds = np.minimum(iou_thresholds, 1 - 1e-10)[:, None]
+    for d in range(len(dt_order) if G else 0):
+        # COCO's loop over the truths, for all thresholds at once: among the truths still free
+        # (crowds always are) with IoU >= t, take the best real one (the last on a tie), and an
+        # ignored one only when no real one qualifies
+        ok = (~gt_matched | crowd[None, :]) & (ious[d][None, :] >= thresholds)        # (T, G)
+        real = ok & ~ignore[None, :]
+        candidates = np.where(real.any(axis=1, keepdims=True), real, ok & ignore[None, :])
+        found = np.nonzero(candidates.any(axis=1))[0]
+        if len(found) == 0:
+            continue
+        values = np.where(candidates[found], ious[d][None, :], -np.inf)
+        m = G - 1 - np.argmax(values[:, ::-1], axis=1)                                # the last best
+        dt_ignored[found, d] = ignore[m]
+        dt_matched[found, d] = True
+        gt_matched[found, m] = True
     outside = (dt_area[dt_order] < area_range[0]) | (dt_area[dt_order] > area_range[1])
     dt_ignored |= ~dt_matched & outside[None, :]
     return {"scores": dt_scores[dt_order], "matched": dt_matched, "dt_ignored": dt_ignored, "gt_ignored": ignore}

@@ -28,14 +28,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tinyvision.autograd.tensor import Tensor
+from tinyvision.kernels.compat import to_numpy
+
 
 def _numpy(x: Any) -> np.ndarray:
-    """A Tensor (any device) or array-like -> a NumPy array."""
-    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
-        return x.numpy()
-    if hasattr(x, "get"):  # a CuPy array
-        return x.get()
-    return np.asarray(x)
+    """A Tensor (any device, in a graph or not) or array-like -> a NumPy array."""
+    return to_numpy(x.data if isinstance(x, Tensor) else x)
 
 
 def _labels(pred: Any, target: Any, num_classes: int, ignore_index: int | None,

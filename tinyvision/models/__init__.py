@@ -8,6 +8,7 @@ from tinyvision.models import deit, mae, swin, vit_hybrid  # noqa: F401  (regist
 from tinyvision.models import segmentation, unet  # noqa: F401  (registers fcn_*, deeplabv3_*, unet*)
 from tinyvision.models import detection  # noqa: F401,E402  (registers the detectors)
 from tinyvision.models import restoration  # noqa: F401  (dncnn, srcnn, espcn, deblur_unet)
+from tinyvision.models import detr, maskformer, sam  # noqa: F401,E402  (detr_*, maskformer_resnet18, sam_resnet18)
 from tinyvision.models.alexnet import AlexNet, AlexNetPaper
 from tinyvision.models.googlenet import GoogLeNet
 from tinyvision.models.lenet import LeNet5, LeNet5Modern

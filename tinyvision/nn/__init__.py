@@ -15,12 +15,11 @@ from tinyvision.nn.transformer import (Transformer, TransformerDecoder, Transfor
 from tinyvision.nn.linear import Flatten, Linear, Unflatten
 from tinyvision.nn.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
                                 MSELoss, NLLLoss, SmoothL1Loss)
-from tinyvision.nn.container import ModuleDict, ModuleList, Sequential
+from tinyvision.nn.container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from tinyvision.nn.module import Identity, IncompatibleKeys, Module, RemovableHandle
 from tinyvision.nn.parameter import Parameter
 from tinyvision.nn.normalization import (BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d,
                                          InstanceNorm3d, LayerNorm, LocalResponseNorm)
 from tinyvision.nn.padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
-from tinyvision.nn.parameter_containers import ParameterDict, ParameterList
 from tinyvision.nn.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from tinyvision.nn.upsample import PixelShuffle, PixelUnshuffle, Upsample

@@ -11,8 +11,10 @@ Fans, for a weight of shape (out, in, *kernel) (Linear: (out, in); Conv2d: (out,
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any
+import sys
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -144,3 +146,23 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu") -> Tensor:
     """He: N(0, std^2) with std = gain / sqrt(fan)."""
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))
+
+
+@contextlib.contextmanager
+def skip_init() -> Iterator[None]:
+    """Within the block, every init function above leaves its tensor as it is (the zeros of
+    ``empty_parameter``) and draws nothing. For building a model only to read its shapes
+    (``tinyvision models`` counts VGG-16's 138 M parameters this way in milliseconds) or to
+    load weights into it. Not thread-safe: it swaps this module's functions for the block."""
+    module = sys.modules[__name__]
+    names = [n for n in ("uniform_", "normal_", "trunc_normal_", "constant_", "zeros_", "ones_",
+                         "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_")
+             if hasattr(module, n)]
+    saved = {n: getattr(module, n) for n in names}
+    for n in names:
+        setattr(module, n, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(module, n, f)

@@ -9,26 +9,32 @@ from __future__ import annotations
 
 from tinyvision import functional as F
 from tinyvision.autograd.tensor import Tensor
+from tinyvision.functional.loss import legacy_reduction
 from tinyvision.nn.module import Module
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
 class _Loss(Module):
-    """The ``reduction`` every loss takes: 'mean' (default), 'sum' or 'none'."""
+    """The ``reduction`` every loss takes: 'mean' (default), 'sum' or 'none' (or, deprecated
+    as in torch, the ``size_average`` / ``reduce`` pair, turned into a reduction)."""
 
-    def __init__(self, reduction: str = "mean", allowed: tuple[str, ...] = REDUCTIONS) -> None:
+    _allowed = REDUCTIONS
+
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean") -> None:
         super().__init__()
-        if reduction not in allowed:
-            raise ValueError(f"{type(self).__name__}: reduction must be one of {allowed}, got {reduction!r}")
+        reduction = legacy_reduction(type(self).__name__, size_average, reduce, reduction)
+        if reduction not in self._allowed:
+            raise ValueError(f"{type(self).__name__}: reduction must be one of {self._allowed}, got {reduction!r}")
         self.reduction = reduction
 
 
 class _WeightedLoss(_Loss):
     """A loss with an optional per-class ``weight`` buffer (C,)."""
 
-    def __init__(self, weight: Tensor | None = None, reduction: str = "mean") -> None:
-        super().__init__(reduction)
+    def __init__(self, weight: Tensor | None = None, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
         self.register_buffer("weight", weight)
 
 
@@ -36,9 +42,9 @@ class CrossEntropyLoss(_WeightedLoss):
     """Cross-entropy on logits: input (N, C[, d...]) or (C,); target class indices (N[, d...])
     or class probabilities (input's shape). See ``F.cross_entropy``."""
 
-    def __init__(self, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean",
-                 label_smoothing: float = 0.0) -> None:
-        super().__init__(weight, reduction)
+    def __init__(self, weight: Tensor | None = None, size_average: bool | None = None, ignore_index: int = -100,
+                 reduce: bool | None = None, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+        super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -49,8 +55,9 @@ class CrossEntropyLoss(_WeightedLoss):
 class NLLLoss(_WeightedLoss):
     """Negative log-likelihood of log-probabilities (e.g. after ``LogSoftmax``)."""
 
-    def __init__(self, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean") -> None:
-        super().__init__(weight, reduction)
+    def __init__(self, weight: Tensor | None = None, size_average: bool | None = None, ignore_index: int = -100,
+                 reduce: bool | None = None, reduction: str = "mean") -> None:
+        super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index = ignore_index
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -69,8 +76,9 @@ class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy on logits (sigmoid inside, numerically stable); ``pos_weight``
     (along the last dim) weighs the positive term, trading recall for precision."""
 
-    def __init__(self, weight: Tensor | None = None, reduction: str = "mean", pos_weight: Tensor | None = None) -> None:
-        super().__init__(reduction)
+    def __init__(self, weight: Tensor | None = None, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean", pos_weight: Tensor | None = None) -> None:
+        super().__init__(size_average, reduce, reduction)
         self.register_buffer("weight", weight)
         self.register_buffer("pos_weight", pos_weight)
 
@@ -96,8 +104,9 @@ class L1Loss(_Loss):
 class SmoothL1Loss(_Loss):
     """Quadratic below ``beta``, linear above, scaled by 1/beta (Fast R-CNN's box loss)."""
 
-    def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
-        super().__init__(reduction)
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+                 beta: float = 1.0) -> None:
+        super().__init__(size_average, reduce, reduction)
         self.beta = beta
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -108,7 +117,7 @@ class HuberLoss(_Loss):
     """Quadratic below ``delta``, linear with slope ``delta`` above (SmoothL1Loss * delta)."""
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.delta = delta
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -119,8 +128,11 @@ class KLDivLoss(_Loss):
     """KL(target || exp(input)) pointwise; input holds log-probabilities, target probabilities
     (or log-probabilities with ``log_target``). Use reduction='batchmean' for the true KL."""
 
-    def __init__(self, reduction: str = "mean", log_target: bool = False) -> None:
-        super().__init__(reduction, REDUCTIONS + ("batchmean",))
+    _allowed = REDUCTIONS + ("batchmean",)
+
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+                 log_target: bool = False) -> None:
+        super().__init__(size_average, reduce, reduction)
         self.log_target = log_target
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:

@@ -37,7 +37,8 @@ from tinyvision.nn import init
 from tinyvision.nn.attention import MultiheadAttention
 from tinyvision.nn.dropout import Dropout
 from tinyvision.nn.linear import Linear
-from tinyvision.nn.module import Module, ModuleList
+from tinyvision.nn.container import ModuleList
+from tinyvision.nn.module import Module
 from tinyvision.nn.normalization import LayerNorm
 
 Activation = str | Callable[[Tensor], Tensor]

@@ -9,5 +9,6 @@ from tinyvision.ops.boxes import (batched_nms, box_area, box_convert, box_iou, c
 from tinyvision.ops.feature_pyramid_network import (ExtraFPNBlock, FeaturePyramidNetwork,
                                                     LastLevelMaxPool, LastLevelP6P7)
 from tinyvision.ops.focal_loss import sigmoid_focal_loss
+from tinyvision.ops.poolers import MultiScaleRoIAlign
 from tinyvision.ops.roi_align import RoIAlign, roi_align
 from tinyvision.ops.roi_pool import RoIPool, roi_pool

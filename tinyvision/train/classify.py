@@ -120,6 +120,9 @@ class ClassifyTask(Task):
                                                         config["seed"])
         config["image_size"] = image_size or train[0][0].shape[-1]
         config["channels"], config["num_classes"] = channels, classes
+        folder = getattr(train, "dataset", None)
+        if getattr(folder, "classes", None):  # an ImageFolder's class names, for predict
+            config["classes"] = list(folder.classes)
         return train, val, test
 
     def model_kwargs(self, config: dict[str, Any], train_set: Any) -> dict[str, Any]:
@@ -129,15 +132,28 @@ class ClassifyTask(Task):
         return Classifier(model, optimizer_factory(config), scheduler_factory(config))
 
     def predict(self, model: Any, config: dict[str, Any], args: argparse.Namespace) -> None:
-        from tinyvision.data.folder import load_image
-        from tinyvision.data.functional import resize
+        from tinyvision.train.checkpoint import prepare_image
 
-        image = load_image(args.image)  # (C, H, W) float32 in [0, 1]
         channels = config["kwargs"].get("in_channels", config["kwargs"].get("in_chans", 3))
-        if channels == 1 and image.shape[0] == 3:
-            image = image.mean(0, keepdims=True)
-        image = resize(image, (config["image_size"], config["image_size"]))
+        image, steps = prepare_image(args.image, channels, config["image_size"])
+        print("preprocessing: " + ", ".join(steps))
+        if config["data"] == "digits" and image.mean() > 0.5:  # the digits are bright strokes on black
+            print(f"warning: the image is mostly bright (mean {image.mean():.2f}) but the digits this model "
+                  "learned are bright strokes on a black background; if yours is dark ink on white, invert it")
         with tv.no_grad():
             probs = tv.softmax(model(tv.tensor(image[None])), dim=1).numpy()[0]
+        names = class_names(config)
         for k in np.argsort(-probs)[: args.topk]:
-            print(f"class {k}: {probs[k]:.4f}")
+            print(f"{names[k]:<16} {probs[k]:.4f}")
+
+
+def class_names(config: dict[str, Any]) -> list[str]:
+    """The names of the classes the checkpoint's model predicts, by its dataset."""
+    from tinyvision.data.readers import CIFAR10_CLASSES, FASHION_MNIST_CLASSES
+    from tinyvision.data.shapes import CLASSES
+
+    n = config.get("num_classes") or config["kwargs"].get("num_classes", 0)
+    known = {"digits": [str(d) for d in range(10)], "mnist": [str(d) for d in range(10)], "shapes": list(CLASSES),
+             "fashion-mnist": list(FASHION_MNIST_CLASSES), "cifar10": list(CIFAR10_CLASSES)}
+    names = config.get("classes") or known.get(str(config.get("data", "")).partition(":")[0])
+    return list(names) if names and len(names) == n else [f"class {k}" for k in range(n)]

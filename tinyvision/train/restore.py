@@ -22,12 +22,14 @@ import numpy as np
 import tinyvision as tv
 import tinyvision.nn.functional as F
 from tinyvision import imaging
+from tinyvision.imaging.losses import charbonnier_loss, ssim_loss
 from tinyvision.metrics import psnr, ssim
 from tinyvision.train.module import TrainModule
 from tinyvision.train.tasks import Task, optimizer_factory, scheduler_factory
 
 DATASETS = ("photos",)
-LOSSES: dict[str, Callable[[tv.Tensor, tv.Tensor], tv.Tensor]] = {"l2": F.mse_loss, "l1": F.l1_loss}
+LOSSES: dict[str, Callable[[tv.Tensor, tv.Tensor], tv.Tensor]] = {
+    "l2": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier_loss, "ssim": ssim_loss}
 
 
 # --------------------------------------------------------------------------- the module
@@ -152,8 +154,8 @@ class DenoiseTask(RestorationTask):
     """Additive white Gaussian noise of ``sigma`` (0-255 scale), DnCNN by default."""
 
     default_model = "dncnn"
-    defaults = {"epochs": 12, "batch_size": 16, "lr": 1e-3, "image_size": 40, "patches": 1600, "sigma": 25.0,
-                "features": 64, **RestorationTask.common}
+    defaults = {**RestorationTask.common, "epochs": 6, "batch_size": 16, "lr": 2e-3, "image_size": 40,
+                "patches": 800, "sigma": 25.0, "features": 32, "val_crop": 128}
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
@@ -182,11 +184,14 @@ class SuperResolutionTask(RestorationTask):
 
     default_model = "espcn"
     defaults = {"epochs": 20, "batch_size": 16, "lr": 1e-3, "image_size": 48, "patches": 1600, "scale": 2,
-                **RestorationTask.common}
+                "residual": True, **RestorationTask.common}
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--scale", type=int, choices=(2, 3, 4), default=None, help="upscaling factor (default 2)")
+        parser.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
+                            help="espcn: add the bicubic upsampling to the output (default: on; "
+                                 "--no-residual is the paper's network)")
 
     def check(self, config: dict[str, Any]) -> None:
         super().check(config)
@@ -202,7 +207,10 @@ class SuperResolutionTask(RestorationTask):
         return lambda x: imaging.upsample(x, scale)
 
     def model_kwargs(self, config: dict[str, Any], train_set: Any) -> dict[str, Any]:
-        return {"in_channels": 1, "scale": config["scale"]}
+        kwargs: dict[str, Any] = {"in_channels": 1, "scale": config["scale"]}
+        if config["model"] == "espcn":
+            kwargs["residual"] = config["residual"]
+        return kwargs
 
 
 class DeblurTask(RestorationTask):
@@ -315,7 +323,7 @@ def _classical(task: str, config: dict[str, Any]) -> dict[str, tuple[Callable, l
             pass
     elif task == "deblur":
         kernel = imaging.gaussian_kernel(config["kernel_size"], config["blur_sigma"])
-        methods["wiener"] = (lambda y, b: restoration.wiener(y, kernel, balance=b), [0.003, 0.01, 0.03, 0.1])
+        methods["wiener"] = (lambda y, b: restoration.wiener(y, kernel, balance=b), [0.01, 0.03, 0.1, 0.3, 1.0])
         methods["richardson_lucy"] = (lambda y, n: restoration.richardson_lucy(y, kernel, num_iter=n), [10, 30])
     elif task == "sr":
         scale = config["scale"]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 import tinyvision as tv
+from tinyvision import functional as F
 from tinyvision.train.module import TrainModule
 from tinyvision.train.tasks import Task, optimizer_factory, scheduler_factory
 
@@ -50,6 +51,14 @@ def scores_of(output: Any) -> tv.Tensor:
     return output["out"] if isinstance(output, dict) else output
 
 
+def class_segments(classes: np.ndarray) -> dict[str, np.ndarray]:
+    """An (H, W) class map as panoptic segments: one segment per non-background class present.
+    On ``shapes`` (one object per image) these are exactly the instances, so panoptic quality
+    (pq, sq, rq) scores the objects; on scenes, touching objects of one class merge."""
+    labels = np.unique(classes[classes > 0])
+    return {"masks": classes[None] == labels[:, None, None], "labels": labels}
+
+
 class Segmenter(TrainModule):
     """A segmentation network + loss + optimizer. ``batch`` is (images (N, 3, H, W), class maps
     (N, H, W)); the validation metrics come from one confusion matrix over the whole split."""
@@ -57,19 +66,19 @@ class Segmenter(TrainModule):
     def __init__(self, model: Any, num_classes: int, optimizer: Any, scheduler: Any = None,
                  loss: str = "dice_ce") -> None:
         super().__init__()
-        from tinyvision.metrics import JaccardIndex
+        from tinyvision.metrics import JaccardIndex, PanopticQuality
 
         if loss not in LOSSES:
             raise ValueError(f"--loss must be one of {LOSSES}, got {loss!r}")
         self.model, self.loss_name = model, loss
         self._optimizer, self._scheduler = optimizer, scheduler
         self.metric = JaccardIndex(num_classes)
+        self.panoptic = PanopticQuality()
 
     def forward(self, x: tv.Tensor) -> tv.Tensor:
         return scores_of(self.model(x))
 
     def loss_fn(self, scores: tv.Tensor, target: tv.Tensor) -> tv.Tensor:
-        F = tv.functional
         if self.loss_name == "ce":
             return F.cross_entropy(scores, target)
         if self.loss_name == "focal":
@@ -92,15 +101,19 @@ class Segmenter(TrainModule):
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         metrics, pred = self._step(batch)
         self.metric.update(pred, batch[1])
+        pred, target = pred.numpy(), batch[1].numpy()
+        self.panoptic.update([class_segments(p) for p in pred], [class_segments(t) for t in target])
         return metrics
 
     def on_validation_epoch_start(self) -> None:
         self.metric.reset()
+        self.panoptic.reset()
 
     def on_validation_epoch_end(self) -> dict[str, float]:
         iou = self.metric.per_class()
         out = {"mean_iou": self.metric.compute()}
         out.update({f"iou_{c}": float(v) for c, v in enumerate(iou)})
+        out.update(self.panoptic.compute())
         return out
 
     def configure_optimizers(self) -> Any:
@@ -115,7 +128,7 @@ class SegmentTask(Task):
 
     default_model = "unet"
     default_data = "shapes"
-    defaults = {"epochs": 12, "batch_size": 32, "optimizer": "adam", "lr": 2e-3, "weight_decay": 0.0,
+    defaults = {"epochs": 6, "batch_size": 32, "optimizer": "adam", "lr": 2e-3, "weight_decay": 0.0,
                 "schedule": "cosine", "image_size": None, "loss": "dice_ce", "depth": 3, "width": 16,
                 "up": "transpose"}
     monitor = "mean_iou"

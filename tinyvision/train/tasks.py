@@ -162,13 +162,15 @@ def build_model(config: dict[str, Any]) -> Any:
 
 
 def fit(task: Task, config: dict[str, Any], out_dir: str | None = None, resume_from: str | None = None,
-        progress: bool = True) -> dict[str, Any]:
+        progress: bool = True, distributed: bool = False, sync_batchnorm: bool = False) -> dict[str, Any]:
     """Train ``task`` with ``config``, keep the model that did best on validation, test it once.
 
     ``config`` needs ``model``, ``data``, ``seed`` and the recipe keys (``task.defaults``); it
     gains ``kwargs`` (the model's constructor options) and whatever ``task.datasets`` records,
     and is stored in every checkpoint. Returns ``{"history", "test", "best_epoch", "model",
     "seconds"}``: the per-epoch rows, the test metrics of the kept model, which epoch that was.
+    ``distributed``: data-parallel over the ranks of ``mpiexec`` (``Trainer(distributed=True)``),
+    with BatchNorm statistics over all ranks when ``sync_batchnorm``.
     """
     import json
     import time
@@ -184,7 +186,9 @@ def fit(task: Task, config: dict[str, Any], out_dir: str | None = None, resume_f
     model = build_model(config)
     module = task.module(model, config)
     trainer = Trainer(max_epochs=config["epochs"], out_dir=out_dir, seed=config["seed"], progress=progress,
-                      monitor=f"val_{task.monitor}", extra_checkpoint={"config": json.dumps(config)})
+                      monitor=f"val_{task.monitor}", extra_checkpoint={"config": json.dumps(config)},
+                      distributed=distributed, sync_batchnorm=sync_batchnorm,
+                      grad_clip_norm=config.get("grad_clip_norm"))  # a recipe key of some tasks (detr)
     collate = task.collate()
     train_loader = DataLoader(train, batch_size=config["batch_size"], shuffle=True, seed=config["seed"],
                               collate_fn=collate)

@@ -70,11 +70,18 @@ class Trainer:
         caller's business), so that a run is repeatable.
     progress: show tqdm progress bars (falls back to plain lines without tqdm).
     extra_checkpoint: more entries for every checkpoint (e.g. the model's config).
+    distributed: data-parallel over the ranks of ``mpiexec -n R`` (docs/distributed.md): the
+        model is wrapped in DistributedDataParallel, the loaders are sharded (their batch size
+        is the global batch), metrics are all-reduced, each rank seeds ``seed + rank``, and
+        only rank 0 prints and writes files.
+    sync_batchnorm: with ``distributed``, BatchNorm layers take their statistics over all
+        ranks (SyncBatchNorm) instead of each rank's share of the batch (PyTorch's default).
     """
 
     def __init__(self, max_epochs: int = 1, out_dir: str | Path | None = None, seed: int | None = 0,
                  progress: bool = True, grad_clip_norm: float | None = None,
-                 extra_checkpoint: dict[str, Any] | None = None, monitor: str = "val_acc") -> None:
+                 extra_checkpoint: dict[str, Any] | None = None, monitor: str = "val_acc",
+                 distributed: bool = False, sync_batchnorm: bool = False) -> None:
         if max_epochs < 1:
             raise ValueError(f"Trainer: max_epochs must be >= 1, got {max_epochs}")
         self.max_epochs = max_epochs
@@ -84,6 +91,10 @@ class Trainer:
         self.grad_clip_norm = grad_clip_norm
         self.extra_checkpoint = dict(extra_checkpoint or {})
         self.monitor = monitor
+        self.distributed = distributed
+        self.sync_batchnorm = sync_batchnorm
+        self._ddp: Any = None  # the DistributedDataParallel wrapper while fitting distributed
+        self.rank = 0  # this process's rank once fit() joined the MPI job
         self.best_epoch: int | None = None  # 1-based epoch of the best `monitor` so far
         self._best_state: dict[str, Any] | None = None  # its weights, when nothing is written to disk
         self.history: list[dict[str, float]] = []
@@ -94,8 +105,10 @@ class Trainer:
     def fit(self, module: TrainModule, train_loader: Iterable, val_loader: Iterable | None = None,
             resume_from: str | Path | None = None) -> list[dict[str, float]]:
         """Train for ``max_epochs`` (counting epochs done before a resume). Returns the history."""
+        if self.distributed:
+            train_loader = self._distribute(module, train_loader)
         if self.seed is not None:
-            tv.manual_seed(self.seed)
+            tv.manual_seed(self.seed + self.rank)  # each rank its own dropout masks and augmentations
         optimizer, scheduler, interval = _split_optimizers(module.configure_optimizers())
         if resume_from is not None:
             self._restore(resume_from, module, optimizer, scheduler, train_loader)
@@ -119,6 +132,10 @@ class Trainer:
                 self._save(module, optimizer, scheduler, train_loader, improved)
             elif improved:
                 self._best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        if self.distributed:  # nobody reads best.ckpt.npz (restore_best) before rank 0 wrote it
+            from tinyvision.distributed import barrier
+
+            barrier()
         return self.history
 
     def _track_best(self, row: dict[str, float]) -> bool:
@@ -151,8 +168,12 @@ class Trainer:
                    step_scheduler: Any = None) -> dict[str, float]:
         sums: dict[str, float] = {}
         count = 0
+        if hasattr(getattr(loader, "sampler", None), "set_epoch"):
+            loader.sampler.set_epoch(self.epoch)  # a DistributedSampler's order for this epoch
         bar = self._bar(loader, f"epoch {self.epoch + 1}/{self.max_epochs}")
         for i, batch in enumerate(bar):
+            if self._ddp is not None:
+                self._ddp.sync_buffers()  # rank 0's BatchNorm statistics, as DDP's forward does
             out = module.training_step(batch, i)
             loss = out["loss"] if isinstance(out, dict) else out
             value = _number(loss)
@@ -162,6 +183,8 @@ class Trainer:
                     f"{self.global_step}); lower the learning rate or check the inputs")
             optimizer.zero_grad()
             loss.backward()
+            if self._ddp is not None:
+                self._ddp.synchronize()  # averaged gradients, also where some got none
             if self.grad_clip_norm is not None:
                 from tinyvision.nn.utils import clip_grad_norm_
 
@@ -176,6 +199,8 @@ class Trainer:
             count += n
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix({k: f"{v / count:.4f}" for k, v in sums.items()})
+        if self.distributed:  # sums and counts over all ranks: the per-sample mean of the epoch
+            sums, count = _all_reduce_metrics(sums, count)
         return {k: v / max(count, 1) for k, v in sums.items()}
 
     def validate(self, module: TrainModule, loader: Iterable) -> dict[str, float]:
@@ -184,6 +209,10 @@ class Trainer:
         what it holds and the accuracy is the share of all samples that are right."""
         was_training = module.training
         module.eval()
+        if self.distributed and not _has_whole_set_metrics(module):
+            from tinyvision.distributed.sampler import shard_loader
+
+            loader = shard_loader(loader, train=False)  # every rank a share; sums all-reduced below
         sums: dict[str, float] = {}
         count = 0
         with tv.no_grad():
@@ -194,10 +223,43 @@ class Trainer:
                     sums[k] = sums.get(k, 0.0) + n * _number(v)
                 count += n
             whole_set = module.on_validation_epoch_end() or {}
+        if self.distributed and not _has_whole_set_metrics(module):
+            sums, count = _all_reduce_metrics(sums, count)
         module.train(was_training)
         return {**{k: v / max(count, 1) for k, v in sums.items()}, **{k: _number(v) for k, v in whole_set.items()}}
 
     test = validate
+
+    # ----------------------------------------------------------------- data parallelism
+    def _distribute(self, module: TrainModule, train_loader: Iterable) -> Iterable:
+        """Join the MPI job, give every rank rank 0's weights, hook the gradient all-reduce,
+        and shard the training loader (docs/distributed.md)."""
+        import tinyvision.distributed as dist
+
+        self.rank = dist.init()[0]
+        if self._ddp is None or self._ddp.module is not module:
+            if self.sync_batchnorm:
+                dist.SyncBatchNorm.convert_sync_batchnorm(module)  # in place: same parameters and keys
+            self._ddp = dist.DistributedDataParallel(module)
+        if self.rank != 0:
+            self.progress = False  # one progress bar and one log: rank 0's
+        return dist.shard_loader(train_loader, seed=self.seed or 0)
+
+    def _gather_rng_states(self) -> dict[str, Any]:
+        """{"rng_ranks": {rank: generator state}} so that a resumed run goes on with each rank's
+        own random stream; {} when not distributed."""
+        if not self.distributed:
+            return {}
+        from tinyvision.distributed import all_gather_object
+
+        return {"rng_ranks": {str(r): s for r, s in enumerate(all_gather_object(tv_random.get_rng_state()))}}
+
+    def _restore_rng_of_rank(self, ckpt: dict[str, Any]) -> None:
+        """This rank's own generator state (a checkpoint of one process, or of fewer ranks,
+        has none for it: it then goes on from the saved ``rng`` like rank 0)."""
+        state = ckpt.get("rng_ranks", {}).get(str(self.rank))
+        if state is not None:
+            tv_random.set_rng_state(state)
 
     # ----------------------------------------------------------------- output
     def _bar(self, loader: Iterable, desc: str, leave: bool = True) -> Iterable:
@@ -217,6 +279,9 @@ class Trainer:
                         for k, v in row.items()))
 
     def _save(self, module: TrainModule, optimizer: Any, scheduler: Any, loader: Any, improved: bool) -> None:
+        rng_ranks = self._gather_rng_states()  # a collective: every rank takes part
+        if self.rank != 0:
+            return  # one writer: rank 0 (the weights are the same on every rank)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         checkpoint = {
             "model": module.state_dict(), "optimizer": optimizer.state_dict(),
@@ -225,6 +290,7 @@ class Trainer:
             "rng": tv_random.get_rng_state(),
             "loader": loader.state_dict() if hasattr(loader, "state_dict") else {},
             "history": json.dumps(self.history),
+            **rng_ranks,
             **self.extra_checkpoint,
         }
         tv.save(checkpoint, self.out_dir / "last.ckpt.npz")
@@ -233,7 +299,7 @@ class Trainer:
         # the metrics after the checkpoint: a crash in between leaves no rows it does not hold
         write_csv(self.out_dir / "metrics.csv", self.history)
         try:
-            plot_curves(self.history, self.out_dir / "curves.png")
+            plot_curves(self.history, self.out_dir / "curves.png", self.monitor.removeprefix("val_"))
         except ImportError:  # matplotlib is optional (the `viz` extra)
             pass
 
@@ -250,10 +316,24 @@ class Trainer:
         if ckpt.get("loader") and hasattr(loader, "load_state_dict"):
             loader.load_state_dict(ckpt["loader"])
         tv_random.set_rng_state(ckpt["rng"])
+        if self.distributed:
+            self._restore_rng_of_rank(ckpt)
         self.epoch, self.global_step = int(ckpt["epoch"]), int(ckpt["global_step"])
         self.history = json.loads(str(ckpt["history"]))
         for row in self.history:  # which epoch was best before the interruption
             self._track_best(row)
+
+
+def _all_reduce_metrics(sums: dict[str, float], count: int) -> tuple[dict[str, float], int]:
+    from tinyvision.distributed import all_reduce_metrics
+
+    return all_reduce_metrics(sums, count)
+
+
+def _has_whole_set_metrics(module: TrainModule) -> bool:
+    """Metrics over a whole set (mIoU, mAP) cannot be summed over ranks' shards: such a module
+    validates on the whole set on every rank instead."""
+    return type(module).on_validation_epoch_end is not TrainModule.on_validation_epoch_end
 
 
 def write_csv(path: Path, rows: list[dict[str, float]]) -> None:

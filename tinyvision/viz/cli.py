@@ -3,10 +3,13 @@
     tinyvision viz attention --model vit_tiny_patch16_224 [--checkpoint C] [--image I] --out DIR
     tinyvision viz posembed  --model vit_tiny_patch16_224 --checkpoint C --out DIR
     tinyvision viz rf        --model resnet18 [--image-size 224]
-    tinyvision viz gradcam   --checkpoint C --image I --out DIR
+    tinyvision viz gradcam   --checkpoint C --image I [--layer NAME] --out DIR
     tinyvision viz filters   --model resnet18 [--checkpoint C] --out DIR
     tinyvision viz summary   --model resnet18 [--image-size 224]
+    tinyvision viz segments  --checkpoint C --out DIR      (image | truth | prediction on test images)
+    tinyvision viz anchors   [--checkpoint C] --out DIR     (tinyvision/viz/anchors.py)
     tinyvision viz mae       --checkpoint C [--image I] --out DIR   (original / masked / reconstruction)
+    tinyvision viz detr      --checkpoint C --out DIR       (DETR's per-query attention and box centres)
 """
 from __future__ import annotations
 
@@ -19,16 +22,31 @@ import numpy as np
 from tinyvision.viz import plot
 
 
+# the pictures that only a Vision Transformer has (attention between tokens, position embeddings)
+VIT_ONLY = {"attention": "blocks", "posembed": "pos_embed"}
+
+
 def _model_and_size(args: argparse.Namespace) -> tuple[Any, int, int]:
     """(model, channels, image size) from --checkpoint, or a fresh --model."""
-    from tinyvision.cli import load_checkpoint
+    from tinyvision.train.checkpoint import load_checkpoint
+    from tinyvision.train.tasks import check_model_name
 
     if args.checkpoint:
-        model, config = load_checkpoint(args.checkpoint)
+        try:
+            model, config = load_checkpoint(args.checkpoint)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"viz {args.what} --checkpoint: {exc}") from None
+        if args.model and args.model != config["model"]:
+            raise SystemExit(f"viz {args.what}: --model {args.model} but {args.checkpoint} holds a "
+                             f"{config['model']}; drop --model or pass --model {config['model']}")
         kw = config["kwargs"]
         return model, kw.get("in_channels", kw.get("in_chans", 3)), config["image_size"]
     if not args.model:
         raise SystemExit(f"viz {args.what}: give --model NAME or --checkpoint PATH")
+    try:
+        check_model_name(args.model)
+    except ValueError as exc:
+        raise SystemExit(f"viz {args.what}: {exc}") from None
     from tinyvision.models import create_model
 
     size = args.image_size or (32 if args.model.startswith("lenet") else 224)
@@ -38,14 +56,10 @@ def _model_and_size(args: argparse.Namespace) -> tuple[Any, int, int]:
 
 def _image(args: argparse.Namespace, channels: int, size: int) -> np.ndarray:
     """(C, size, size): --image resized, or a sample from the checkpoint's data, or noise."""
-    from tinyvision.data.functional import resize
-
     if args.image:
-        from tinyvision.data.folder import load_image
+        from tinyvision.train.checkpoint import prepare_image
 
-        img = load_image(args.image)
-        img = img.mean(0, keepdims=True) if channels == 1 and img.shape[0] == 3 else img
-        return resize(img, (size, size))
+        return prepare_image(args.image, channels, size)[0]
     if channels == 3:
         from tinyvision.data import shapes
 
@@ -59,37 +73,71 @@ def run_viz(args: argparse.Namespace) -> None:
     from tinyvision import viz
 
     out = Path(args.out)
+    if args.what == "segments":
+        from tinyvision.viz.segmentation import prediction_grid_from_checkpoint
+
+        if not args.checkpoint:
+            raise SystemExit("viz segments: give --checkpoint PATH (a segment task's checkpoint)")
+        print("wrote", prediction_grid_from_checkpoint(args.checkpoint, out / "segmentation_grid.png"))
+        return
+    if args.what == "anchors":
+        from tinyvision.viz.anchors import run_anchors
+
+        run_anchors(args)
+        return
+    if args.what == "detr":
+        from tinyvision.viz.detr import run_detr
+
+        run_detr(args)
+        return
     model, channels, size = _model_and_size(args)
+    name = args.model or _checkpoint_model(args.checkpoint)
+    what = f"{name}, input {channels}x{size}x{size}"  # every figure's title starts with this
+    if args.what in VIT_ONLY and not hasattr(model, VIT_ONLY[args.what]):
+        raise SystemExit(f"viz {args.what} needs a Vision Transformer (vit_*), got a {type(model).__name__}, "
+                         "which has no attention between tokens; try viz gradcam or viz filters")
     if args.what == "summary":
         viz.summary(model, (channels, size, size))
         return
     if args.what == "rf":
         rows = viz.receptive_field(model, (channels, size, size))
-        print(f"{'layer':<28} {'output':<20} {'field':>12} {'jump':>10} {'start':>14}")
+        print(f"receptive fields of {what}; field, jump and start are in input pixels, (height, width)")
+        print(f"{'layer':<28} {'output (C, H, W)':<20} {'field (px)':>12} {'jump (px)':>10} {'start (px)':>14}")
         for r in rows:
             print(f"{r['layer']:<28} {str(r['output_shape']):<20} {str(r['size']):>12} "
                   f"{str(r['jump']):>10} {str(r['start']):>14}")
-        print("wrote", plot.plot_receptive_field(rows, out / "receptive_field.png"))
+        print("wrote", plot.plot_receptive_field(rows, out / "receptive_field.png", title=what))
         return
     image = _image(args, channels, size)
     if args.what == "attention":
         maps = viz.attention_maps(model, image)
-        print("wrote", plot.plot_attention_temperatures(maps["scores"], out / "attention_temperature.png"))
-        print("wrote", plot.plot_attention_heads(maps["attention"], out / "attention_heads.png"))
+        print("wrote", plot.plot_attention_temperatures(maps["scores"], out / "attention_temperature.png", title=what))
+        print("wrote", plot.plot_attention_heads(maps["attention"], out / "attention_heads.png", title=what))
         rollout = viz.cls_attention_grid(viz.attention_rollout(maps["attention"]))
-        print("wrote", plot.plot_overlay(image, rollout, out / "attention_rollout.png", "CLS attention rollout"))
+        print("wrote", plot.plot_overlay(image, rollout, out / "attention_rollout.png",
+                                         f"{what}: class-token attention rollout, all layers",
+                                         label="share of the class token's attention"))
     elif args.what == "posembed":
-        print("wrote", plot.plot_posembed_similarity(viz.position_embedding_similarity(model), out / "posembed.png"))
+        print("wrote", plot.plot_posembed_similarity(viz.position_embedding_similarity(model), out / "posembed.png",
+                                                     title=what))
     elif args.what == "gradcam":
         import tinyvision as tv
 
         with tv.no_grad():
             target = int(np.argmax(model(tv.tensor(image[None])).numpy()))
-        layer = _last_conv_stage(model)
+        shapes = _output_shapes(model, image)
+        layer = args.layer or _last_spatial_layer(shapes)
+        if layer not in shapes or len(shapes[layer]) != 4:
+            spatial = [n for n, s in shapes.items() if len(s) == 4]
+            raise SystemExit(f"viz gradcam --layer {layer!r}: not a layer with (N, C, H, W) output; "
+                             f"choose one of: {', '.join(spatial)}")
         cam = viz.grad_cam(model, image, target, layer)
-        print("wrote", plot.plot_overlay(image, cam, out / "gradcam.png", f"Grad-CAM, class {target}, {layer}"))
+        h, w = shapes[layer][-2:]
+        print("wrote", plot.plot_overlay(image, cam, out / "gradcam.png",
+                                         f"{what}: Grad-CAM at {layer} ({h}x{w}), class {target}"))
         sal = viz.saliency(model, image, target, smoothgrad_samples=16)
-        print("wrote", plot.plot_overlay(image, sal, out / "saliency.png", f"SmoothGrad, class {target}"))
+        print("wrote", plot.plot_overlay(image, sal, out / "saliency.png", f"{what}: SmoothGrad, class {target}",
+                                         label="|d logit / d pixel|, mean of 16 noisy copies"))
     elif args.what == "mae":
         if not hasattr(model, "forward_decoder"):
             raise SystemExit("viz mae: give the --checkpoint of a masked autoencoder (tinyvision train --task mae)")
@@ -102,8 +150,8 @@ def run_viz(args: argparse.Namespace) -> None:
     elif args.what == "filters":
         from tinyvision import nn
 
-        first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
-        print("wrote", plot.plot_filters(viz.filters(first), out / "filters.png"))
+        first_name, first = next((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
+        print("wrote", plot.plot_filters(viz.filters(first), out / "filters.png", title=f"{what}: {first_name}"))
 
 
 def _image_sample(channels: int, size: int, seed: int) -> np.ndarray:
@@ -113,13 +161,25 @@ def _image_sample(channels: int, size: int, seed: int) -> np.ndarray:
     return shapes(1, size, seed=seed)[0][0] if channels == 3 else digits(train=False, size=size)[seed][0]
 
 
-def _last_conv_stage(model: Any) -> str:
-    """The module Grad-CAM usually looks at: ResNet's layer4, VGG/AlexNet's features, else the
-    last Conv2d."""
-    from tinyvision import nn
+def _checkpoint_model(path: str | None) -> str:
+    from tinyvision.train.checkpoint import read_config
+    import tinyvision as tv
 
-    names = dict(model.named_modules())
-    for candidate in ("layer4", "features", "inception5b"):
-        if candidate in names:
-            return candidate
-    return [n for n, m in names.items() if isinstance(m, nn.Conv2d)][-1]
+    return read_config(tv.load(path), path)["model"] if path else "model"
+
+
+def _output_shapes(model: Any, image: np.ndarray) -> dict[str, tuple[int, ...]]:
+    """Each named module's output shape (N, ...) for ``image``, in the order the forward ran them."""
+    from tinyvision import viz
+
+    names = [name for name, _ in model.named_modules() if name]
+    return {name: (1, *out.shape) for name, out in viz.feature_maps(model, image, names).items()}
+
+
+def _last_spatial_layer(shapes: dict[str, tuple[int, ...]], minimum: int = 4) -> str:
+    """Grad-CAM's default layer: the last one (in forward order) whose output is a spatial map of
+    at least ``minimum`` x ``minimum``; a coarser map (LeNet-5's 1x1 C5) can only paint one tint."""
+    spatial = [n for n, s in shapes.items() if len(s) == 4 and min(s[-2:]) >= minimum]
+    if not spatial:
+        raise SystemExit(f"viz gradcam: no layer has a spatial map of at least {minimum}x{minimum}; pass --layer")
+    return spatial[-1]

@@ -18,10 +18,17 @@ def filters(conv_layer: Any) -> np.ndarray:
 
 
 def feature_maps(model: Any, image: Any, layers: Sequence[str]) -> dict[str, np.ndarray]:
-    """Outputs of the named layers for one image: {name: (C, h, w)} (the batch dim dropped)."""
+    """Outputs of the named layers for one image: {name: (C, h, w)} (the batch dim dropped), in
+    the order the forward first ran them (a layer run twice keeps its last output)."""
     out: dict[str, np.ndarray] = {}
-    handles = [model.get_submodule(name).register_forward_hook(
-        lambda m, i, o, name=name: out.__setitem__(name, o.detach().numpy()[0])) for name in layers]
+
+    def keep(name: str) -> Any:
+        def hook(module: Any, inputs: Any, output: Any) -> None:  # returns None: the output is unchanged
+            if isinstance(output, tv.Tensor):  # a block returning a tuple (GoogLeNet's aux heads) is skipped
+                out[name] = output.detach().numpy()[0]
+        return hook
+
+    handles = [model.get_submodule(name).register_forward_hook(keep(name)) for name in layers]
     try:
         with tv.no_grad(), evaluating(model) as m:
             m(one_image(model, image))

@@ -50,7 +50,25 @@ def plot_prediction_grid(images: Sequence[np.ndarray], truths: Sequence[np.ndarr
         miou = mean_iou(np.asarray(pred)[None], np.asarray(truth)[None], max(num_classes, int(np.max(pred)) + 1))
         axes[row, 2].set_title(f"mIoU {miou:.2f}", fontsize=8)
     axes[0, 0].set_title("image", fontsize=9)
-    axes[0, 1].set_title("truth", fontsize=9)
-    if class_names:
-        fig.suptitle("  ".join(f"{c}: {name}" for c, name in enumerate(class_names)), fontsize=8)
+    legend = "\n" + ", ".join(f"{c} {name}" for c, name in enumerate(class_names)) if class_names else ""
+    axes[0, 1].set_title("truth" + legend, fontsize=8)
     return _save(fig, path)
+
+
+def prediction_grid_from_checkpoint(checkpoint: str, path: str | Path, n: int = 6) -> Path:
+    """The prediction grid of a ``segment`` checkpoint on the first ``n`` images of its test split."""
+    import tinyvision as tv
+    from tinyvision.cli import get_task, load_checkpoint
+    from tinyvision.data.shapes import SEGMENTATION_CLASSES
+    from tinyvision.train.segment import scores_of
+
+    model, config = load_checkpoint(checkpoint)
+    if config.get("task") != "segment":
+        raise SystemExit(f"viz segments: {checkpoint} is a {config.get('task')!r} checkpoint, not a segment one")
+    _, _, test = get_task("segment").datasets(config)
+    images = np.stack([test[i][0] for i in range(n)])
+    truths = [test[i][1] for i in range(n)]
+    model.eval()
+    with tv.no_grad():
+        preds = scores_of(model(tv.tensor(images))).argmax(1).numpy()
+    return plot_prediction_grid(list(images), truths, list(preds), path, class_names=list(SEGMENTATION_CLASSES))

@@ -45,8 +45,9 @@ class BoxCoder:
         ex_x, ex_y = ref[:, 0] + 0.5 * ex_w, ref[:, 1] + 0.5 * ex_h
         gt_w, gt_h = gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1]
         gt_x, gt_y = gt[:, 0] + 0.5 * gt_w, gt[:, 1] + 0.5 * gt_h
-        return Tensor(xp.stack([wx * (gt_x - ex_x) / ex_w, wy * (gt_y - ex_y) / ex_h,
-                                ww * xp.log(gt_w / ex_w), wh * xp.log(gt_h / ex_h)], axis=1))
+        with np.errstate(divide="ignore"):   # a placeholder truth of size 0 (unused, as in torchvision)
+            return Tensor(xp.stack([wx * (gt_x - ex_x) / ex_w, wy * (gt_y - ex_y) / ex_h,
+                                    ww * xp.log(gt_w / ex_w), wh * xp.log(gt_h / ex_h)], axis=1))
 
     def encode(self, reference_boxes: list, proposals: list) -> list[Tensor]:
         return [self.encode_single(r, p) for r, p in zip(reference_boxes, proposals)]
@@ -65,7 +66,7 @@ class BoxCoder:
         pred_x, pred_y = dx * widths[:, None] + ctr_x[:, None], dy * heights[:, None] + ctr_y[:, None]
         half_w, half_h = 0.5 * (xp.exp(dw) * widths[:, None]), 0.5 * (xp.exp(dh) * heights[:, None])
         out = xp.stack([pred_x - half_w, pred_y - half_h, pred_x + half_w, pred_y + half_h], axis=2)
-        return Tensor(out.reshape(codes.shape[0], -1).astype(codes.dtype, copy=False))
+        return Tensor(out.reshape(codes.shape[0], codes.shape[1]).astype(codes.dtype, copy=False))
 
     def decode(self, rel_codes: Any, boxes: list) -> Tensor:
         """Offsets (sum N_i, 4 * C) over images, reference boxes per image -> (sum N_i, C, 4)."""
