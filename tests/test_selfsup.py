@@ -17,9 +17,9 @@ from tinyvision.train.selfsup import MAEModule, mae_pictures, vit_from_mae
 def test_mae_pretraining_lowers_the_loss_and_fine_tunes_from_its_checkpoint(tmp_path) -> None:
     from tinyvision.data import shapes
 
-    data = shapes(64, 16, seed=0)
-    images = np.stack([data[i][0] for i in range(64)])
-    loader = DataLoader(TensorDataset(tv.tensor(images), tv.zeros(64)), batch_size=16, shuffle=True, seed=0)
+    data = shapes(48, 16, seed=0)
+    images = np.stack([data[i][0] for i in range(48)])
+    loader = DataLoader(TensorDataset(tv.tensor(images), tv.zeros(48)), batch_size=16, shuffle=True, seed=0)
     val = DataLoader(TensorDataset(tv.tensor(images[:16]), tv.zeros(16)), batch_size=16)
     tv.manual_seed(0)
     kwargs = {"img_size": 16, "mask_ratio": 0.75}
