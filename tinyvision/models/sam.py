@@ -35,14 +35,12 @@ import numpy as np
 
 from tinyvision import functional as F
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.kernels.compat import to_device
 from tinyvision.models.detection.backbone_utils import IntermediateLayerGetter
 from tinyvision.models.detr import MLP, normalise_images
 from tinyvision.models.registry import register_model
 from tinyvision.models.resnet import BasicBlock, ResNet
 from tinyvision.nn import (GELU, Conv2d, ConvTranspose2d, Embedding, GroupNorm, Identity, LayerNorm, Module,
                            ModuleList, MultiheadAttention, Sequential)
-from tinyvision.nn.parameter import Parameter
 
 # point labels, as SAM: 1 foreground click, 0 background click, 2 / 3 box corners, -1 padding
 POINT_TYPES = 4
