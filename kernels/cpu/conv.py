@@ -208,8 +208,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, di
                    groups: int) -> np.ndarray:
     """(N, C, H, W), (O, C/groups, KH, KW) -> (N, O, OH, OW), an NCHW view of NHWC memory.
 
-    y_g (N*OH*OW, Og) = cols_g (N*OH*OW, KH*KW*Cg) @ W_g (KH*KW*Cg, Og), all groups in one
-    batched matmul.
+    Winograd where the table says so; otherwise
+    y_g (N*OH*OW, Og) = cols_g (N*OH*OW, KH*KW*Cg) @ W_g (KH*KW*Cg, Og), split by rows over
+    Numba's threads (groups == 1) or all groups in one batched matmul.
     """
     name = algorithm(x.shape, w.shape, stride, padding, dilation, groups)
     if name != "im2col":
@@ -225,8 +226,8 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, di
 
 def conv2d_backward_input(grad: np.ndarray, w: np.ndarray, x_shape: tuple, stride: Pair, padding: Pair,
                           dilation: Pair, groups: int) -> np.ndarray:
-    """dL/dx (x_shape) = col2im(grad_g @ W_g^T): the transposed convolution of grad with w.
-    Returned as an NCHW view of channels-last memory, like the forward."""
+    """dL/dx (x_shape) = col2im(grad_g @ W_g^T): the transposed convolution of grad with w
+    (on Winograd where the forward would be). An NCHW view of channels-last memory."""
     n, o, oh, ow = grad.shape
     _, cg, kh, kw = w.shape
     # Winograd when it computes the forward of x_shape and grad is exactly that forward's size
