@@ -43,6 +43,7 @@ test-slow: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.autograd_overhead
 	$(PY) -m benchmarks.kernels
+	$(PY) -m benchmarks.speed
 
 gradcheck: $(VENV)/.installed
 	$(PY) -m tinyvision.cli gradcheck

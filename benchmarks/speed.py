@@ -165,8 +165,28 @@ def _model_case(name):
     return torch_step, ours, "table"
 
 
+def _conv_policy_case(rows_over_numba: bool):
+    """The 3x3 layer on im2col, its GEMMs either split over Numba's threads (this design) or
+    left to np.matmul and NumPy's BLAS threads (the design before): the thread-policy options."""
+    from tinyvision.kernels.cpu import blas
+    from tinyvision.kernels.dispatch import use_algorithm
+
+    torch_step, ours, _ = _conv_case((32, 64, 32, 32), (64, 64, 3, 3), 1, 1, True)
+
+    def forced() -> None:
+        saved, blas.ROWS_OVER_NUMBA = blas.ROWS_OVER_NUMBA, rows_over_numba
+        try:
+            with use_algorithm("conv", "im2col"):
+                ours()
+        finally:
+            blas.ROWS_OVER_NUMBA = saved
+    return torch_step, forced, "im2col, GEMMs " + ("over Numba threads" if rows_over_numba else "by np.matmul")
+
+
 CASES = {  # name: (label in the issue's table, builder, rounds)
     "conv3x3": ("conv2d N32 64->64 32x32 3x3 p1 fwd+bwd", lambda: _conv_case((32, 64, 32, 32), (64, 64, 3, 3), 1, 1, True), 15),
+    "conv3x3_numba_gemm": ("  same, im2col forced, GEMMs split over Numba threads", lambda: _conv_policy_case(True), 9),
+    "conv3x3_blas_gemm": ("  same, im2col forced, GEMMs by np.matmul (BLAS threads)", lambda: _conv_policy_case(False), 9),
     "conv7x7": ("conv2d N8 3->64 224x224 7x7 s2 p3 fwd+dW", lambda: _conv_case((8, 3, 224, 224), (64, 3, 7, 7), 2, 3, False), 9),
     "pool3": ("max_pool2d 3x3 s2 p1 (32,64,32,32) fwd+bwd", lambda: _pool_case(3, 2, 1), 15),
     "pool2": ("max_pool2d 2x2 s2 (32,64,32,32) fwd+bwd", lambda: _pool_case(2, 2, 0), 15),
@@ -187,7 +207,11 @@ def run(order: str, names: list[str]) -> None:
     set_threads(2)
     for name in names:
         label, build, rounds = CASES[name]
-        torch_step, ours, chosen = build()
+        try:
+            torch_step, ours, chosen = build()
+        except ImportError as e:  # the model rows need torchvision and timm for torch's side
+            print(f"| {label} | {order} | skipped: {e} | | | | |", flush=True)
+            continue
         t = _interleaved({"torch": torch_step, "ours": ours}, rounds)
         peak = f"{_peak_mib(ours):.0f}"
         if name in ("resnet18", "vit_tiny", "sdpa197", "sdpa1024", "sdpa4096", "conv3x3"):

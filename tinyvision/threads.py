@@ -13,6 +13,12 @@ is too late for the variable, and the spinning made a small CNN's training step 
 workers have no idle siblings left to spin, and on these models one BLAS thread beside two
 Numba threads was as fast as two sleeping BLAS threads (20 vs 19 ms, 399 vs 385 ms, 241 vs
 245 ms).
+
+Since 2026-12-05 the convolution and attention kernels no longer depend on this: their GEMMs
+are split over Numba's threads, each part a single-threaded BLAS call (kernels/cpu/blas.py,
+docs/speed.md), so they use every core in either import order. What still runs on NumPy's
+BLAS threads (and so on one thread when NumPy came first) is every other matmul, the linear
+layers' included.
 """
 from __future__ import annotations
 

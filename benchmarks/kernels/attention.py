@@ -11,6 +11,11 @@ Every rung runs ``tinyvision.nn.functional.scaled_dot_product_attention`` + ``ba
 on the same q, k, v and output gradient. On the CPU, two "cpu part" rows time the Numba rung's
 pieces alone, to show what limits it: the six batched OpenBLAS matmuls, and the fused softmax
 forward + backward kernels.
+
+Then the CPU rung's three algorithms (kernels/cpu/attention.py), each forced, at L = 197
+(the case above), 1,024 and 4,096 (B=1, 3 heads, D=64): time and ``peak MiB``, tracemalloc's
+peak over one forward + backward (NumPy's allocations: the (B, H, L, S) scores and their
+temporaries; Numba's per-thread tiles are not traced). The "cpu" row is the table's choice.
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ import tinyvision as tv
 import tinyvision.nn.functional as F
 from benchmarks.runner import Report, cuda_sync
 from tinyvision.kernels import compat
-from tinyvision.kernels.dispatch import use
+from tinyvision.kernels.cpu.attention import algorithm
+from tinyvision.kernels.dispatch import use, use_algorithm
 
 B, HEADS, L, D = 32, 3, 197, 64
 CASE = f"sdpa B{B} H{HEADS} L{L} D{D}, fwd+bwd"
@@ -85,7 +91,46 @@ def run(device: str = "cpu") -> Report:
                        warmup=1 if rung == "reference" else 2)
     if device == "cpu":
         _cpu_parts(report, q, k, v, grad)
+        _algorithms(report, torch)
     return report
+
+
+def _peak_mib(fn) -> str:
+    import tracemalloc
+
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return f"{peak / 2**20:.0f}"
+
+
+def _algorithms(report: Report, torch) -> None:
+    """Each CPU algorithm forced, at three sequence lengths, with its traced peak memory."""
+    rng = np.random.default_rng(1)
+    for b, length, repeats in ((B, L, 9), (1, 1024, 5), (1, 4096, 3)):
+        case = f"sdpa B{b} H{HEADS} L{length} D{D}, fwd+bwd"
+        q, k, v, grad = (rng.standard_normal((b, HEADS, length, D)).astype(np.float32) for _ in range(4))
+        Q, K, V = (tv.tensor(a, requires_grad=True) for a in (q, k, v))
+        G = tv.tensor(grad)
+        tq, tk, tv_ = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+        tg = torch.tensor(grad)
+
+        def step() -> None:
+            Q.grad = K.grad = V.grad = None
+            F.scaled_dot_product_attention(Q, K, V).backward(G)
+
+        def torch_step() -> None:
+            tq.grad = tk.grad = tv_.grad = None
+            torch.nn.functional.scaled_dot_product_attention(tq, tk, tv_).backward(tg)
+        gflop = 3 * 4 * b * HEADS * length * length * D / 1e9
+        if length != L:
+            report.add(case, "torch", torch_step, gflop=gflop, repeats=repeats, warmup=1)
+        for name in (None, "batched", "heads", "flash"):
+            with use("cpu"), use_algorithm("attention", name):
+                label = f"cpu: {name}" if name else "cpu"
+                report.add(case, label, step, gflop=gflop, repeats=repeats, warmup=1, peak_MiB=_peak_mib(step),
+                           algorithm=name or algorithm(length, length, None, None))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ CPU the "cpu part" rows time the Numba rung's pieces alone, to show where its ti
 the im2col copies (forward and the dW recomputation), the OpenBLAS GEMMs, the channels-last
 copies of the output gradient, and col2im. ``workspace MB`` is the size of the im2col columns.
 On CUDA torch's TF32 is switched off, so that both sides do float32 arithmetic.
+The "cpu" row runs the algorithm kernels/cpu/conv.py's table picks (column ``algorithm``);
+for the 3x3 stride-1 case the rows "cpu: im2col", "cpu: winograd2" and "cpu: winograd4" force
+each algorithm (``kernels.dispatch.use_algorithm``), the measurements behind that table.
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ import numpy as np
 import tinyvision as tv
 import tinyvision.nn.functional as F
 from benchmarks.runner import Report, cuda_sync
-from tinyvision.kernels.dispatch import use
+from tinyvision.kernels.cpu.conv import algorithm
+from tinyvision.kernels.dispatch import use, use_algorithm
 from tinyvision.kernels.reference.conv import conv_output_size
 
 
@@ -155,11 +159,17 @@ def run(device: str = "cpu") -> Report:
                            workspace_MB=case.workspace_mb())
             continue
         rungs = ["cpu"] + (["reference"] if case.reference else [])
+        chosen = algorithm(case.x, case.w, *case.pair_args) if case.ndim == 2 else "im2col"
         for rung in rungs:
             with use(rung):
                 report.add(case.name, rung, _tinyvision_step(case, x, w, grad, device), **common,
                            repeats=9 if rung == "cpu" else 3, warmup=2 if rung == "cpu" else 1,
-                           workspace_MB=case.workspace_mb())
+                           workspace_MB=case.workspace_mb(), algorithm=chosen if rung == "cpu" else "im2col")
+        if case.ndim == 2 and case.w[2:] == (3, 3) and case.stride == 1:
+            for name in ("im2col", "winograd2", "winograd4"):
+                with use("cpu"), use_algorithm("conv", name):
+                    report.add(case.name, f"cpu: {name}", _tinyvision_step(case, x, w, grad, device), **common,
+                               algorithm=name)
         if case.ndim == 2:
             _cpu_parts(report, case, x, w, grad)
     return report

@@ -1,7 +1,7 @@
 """Scaled dot-product attention on the CPU: three algorithms behind one ladder API.
 
 Same functions and signatures as ``reference/attention.py``. ``attention_forward`` picks one
-per call (``algorithm`` below, a table of measurements; docs/attention.md section 3):
+per call (``algorithm`` below, a table of measurements; docs/attention.md, "Three algorithms"):
 
 * **batched** (any mask, dropout): the matmuls (q k^T, P v and the four in the backward) are
   ``np.matmul``, OpenBLAS per head, each GEMM split over BLAS's threads; Numba fuses the
@@ -271,7 +271,7 @@ def _flash_backward_q(q, k, v, grad, lse, dsum, dq, scale, causal, block_q, bloc
 
 
 # --------------------------------------------------------------------------- algorithm table
-# Which algorithm runs (docs/attention.md section 3 has the measurements behind the numbers):
+# Which algorithm runs (docs/attention.md, "Three algorithms", has the measurements):
 #   - a bias (mask) or dropout: "batched", the only one that takes them;
 #   - no mask, fewer than FLASH_MIN_SCORES scores per head: "heads" (ViT's 197 x 197);
 #   - longer: "flash", whose memory stays O(L) where the others hold (B, H, L, S) scores.

@@ -19,6 +19,9 @@ section 3, has the measurements):
 * **Winograd for 3x3 stride-1 layers** (``kernels/cpu/winograd.py``): F(2x2, 3x3) and
   F(4x4, 3x3) do 2.25x and 4x fewer multiplications than im2col's GEMM; ``algorithm`` below
   picks one per shape from a table of measurements, for the forward and the input gradient.
+* **GEMMs over Numba's threads** (``kernels/cpu/blas.py``): each GEMM is split by rows over
+  Numba's threads, one single-threaded BLAS call per part, so a conv uses every core in
+  whichever order NumPy and tinyvision were imported.
 * **One thread policy** (``tinyvision.kernels.cpu.threading``): Numba's workqueue layer, so
   that its threads sleep while OpenBLAS runs.
 """
@@ -29,7 +32,7 @@ from numba import njit, prange
 
 from tinyvision.kernels.cpu import threading as _thread_policy  # noqa: F401  (before any launch)
 from tinyvision.kernels.cpu.workspace import release_workspaces, workspace, workspace_bytes  # noqa: F401
-from tinyvision.kernels.cpu import winograd
+from tinyvision.kernels.cpu import blas, winograd
 from tinyvision.kernels.dispatch import ALGORITHMS, forced_algorithm
 from tinyvision.kernels.reference.conv import Pair, conv_output_size
 from tinyvision.kernels.reference.winograd import applies as winograd_applies
@@ -176,7 +179,7 @@ def _grad_matrices(grad: np.ndarray, groups: int) -> np.ndarray:
 # --------------------------------------------------------------------------- algorithm table
 # Which algorithm computes a convolution on this rung. Winograd applies to 3x3, stride 1,
 # dilation 1, groups 1 (reference/winograd.py); where it applies, the table below (measured
-# with ``python -m benchmarks.kernels conv``, docs/convolution.md section 4) decides:
+# with ``python -m benchmarks.kernels conv``, docs/convolution.md section 7) decides:
 #   - few channels (an RGB stem): the GEMMs are tiny either way and im2col's single copy wins;
 #   - F(4x4, 3x3) needs outputs at least 8 wide, else most of its 4x4 tiles hang over the edge;
 #   - otherwise F(4x4, 3x3) for float32 and float64 alike (its error, 1e-6 relative in float32,
@@ -205,8 +208,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, di
                    groups: int) -> np.ndarray:
     """(N, C, H, W), (O, C/groups, KH, KW) -> (N, O, OH, OW), an NCHW view of NHWC memory.
 
-    y_g (N*OH*OW, Og) = cols_g (N*OH*OW, KH*KW*Cg) @ W_g (KH*KW*Cg, Og), all groups in one
-    batched matmul.
+    Winograd where the table says so; otherwise
+    y_g (N*OH*OW, Og) = cols_g (N*OH*OW, KH*KW*Cg) @ W_g (KH*KW*Cg, Og), split by rows over
+    Numba's threads (groups == 1) or all groups in one batched matmul.
     """
     name = algorithm(x.shape, w.shape, stride, padding, dilation, groups)
     if name != "im2col":
@@ -214,15 +218,16 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, di
     n, _, h, wd = x.shape
     o, _, kh, kw = w.shape
     oh, ow = _out_hw((h, wd), (kh, kw), stride, padding, dilation)
-    y = _columns(x, (kh, kw), stride, padding, dilation, groups) @ _weight_matrices(w, groups)
+    cols, wm = _columns(x, (kh, kw), stride, padding, dilation, groups), _weight_matrices(w, groups)
+    y = blas.matmul(cols[0], wm[0])[None] if groups == 1 else cols @ wm
     # (G, N*OH*OW, Og) -> (N, G*Og, OH, OW): a view when groups == 1 or Og == 1
     return y.reshape(groups, n, oh, ow, o // groups).transpose(1, 0, 4, 2, 3).reshape(n, o, oh, ow)
 
 
 def conv2d_backward_input(grad: np.ndarray, w: np.ndarray, x_shape: tuple, stride: Pair, padding: Pair,
                           dilation: Pair, groups: int) -> np.ndarray:
-    """dL/dx (x_shape) = col2im(grad_g @ W_g^T): the transposed convolution of grad with w.
-    Returned as an NCHW view of channels-last memory, like the forward."""
+    """dL/dx (x_shape) = col2im(grad_g @ W_g^T): the transposed convolution of grad with w
+    (on Winograd where the forward would be). An NCHW view of channels-last memory."""
     n, o, oh, ow = grad.shape
     _, cg, kh, kw = w.shape
     # Winograd when it computes the forward of x_shape and grad is exactly that forward's size
@@ -231,7 +236,11 @@ def conv2d_backward_input(grad: np.ndarray, w: np.ndarray, x_shape: tuple, strid
     if name != "im2col" and _out_hw(x_shape[2:], (kh, kw), stride, padding, dilation) == (oh, ow):
         return winograd.conv2d_backward_input_nhwc(_channels_last(grad, "grad"), w, padding, WINOGRAD_TILE[name])
     dcols = workspace("dcols", (groups, n * oh * ow, kh * kw * cg), grad.dtype)
-    np.matmul(_grad_matrices(grad, groups), _weight_matrices(w, groups).transpose(0, 2, 1), out=dcols)
+    g, wt = _grad_matrices(grad, groups), _weight_matrices(w, groups).transpose(0, 2, 1)
+    if groups == 1:
+        blas.matmul(g[0], wt[0], out=dcols[0])
+    else:
+        np.matmul(g, wt, out=dcols)
     _, c, h, wd = x_shape
     dx = np.zeros((n, h, wd, c), dtype=grad.dtype)
     _col2im(dcols.reshape(groups, n, oh, ow, kh, kw * cg), dx.reshape(n, h, wd * c), kw, *stride, *padding, *dilation)
@@ -242,7 +251,8 @@ def conv2d_backward_weight(grad: np.ndarray, x: np.ndarray, w_shape: tuple, stri
                            dilation: Pair, groups: int) -> np.ndarray:
     """dL/dW_g (KH*KW*Cg, Og) = cols_g^T @ grad_g: the input correlated with the gradient."""
     o, cg, kh, kw = w_shape
-    dw = _columns(x, (kh, kw), stride, padding, dilation, groups).transpose(0, 2, 1) @ _grad_matrices(grad, groups)
+    cols, g = _columns(x, (kh, kw), stride, padding, dilation, groups), _grad_matrices(grad, groups)
+    dw = blas.matmul_tn(cols[0], g[0])[None] if groups == 1 else cols.transpose(0, 2, 1) @ g
     return dw.reshape(groups, kh, kw, cg, o // groups).transpose(0, 4, 3, 1, 2).reshape(w_shape)
 
 
