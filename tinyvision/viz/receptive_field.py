@@ -28,6 +28,7 @@ import tinyvision as tv
 from tinyvision import nn
 from tinyvision.functional._util import pair
 from tinyvision.functional.conv import padding_widths
+from tinyvision.kernels.dispatch import use_algorithm
 from tinyvision.viz._model import evaluating
 
 
@@ -165,17 +166,20 @@ def empirical_receptive_field(model: Any, input_size: tuple[int, ...], layer: st
 
     handle = probe.get_submodule(layer).register_forward_hook(stop)
     x = tv.tensor(np.ones(shape), requires_grad=True)
-    try:
-        probe(x)
-    except _Reached:
-        pass
-    finally:
-        handle.remove()
-    if not captured:
-        raise ValueError(f"empirical_receptive_field: layer {layer!r} did not run in the forward pass")
-    out = captured[0]
-    h, w = out.shape[-2] // 2, out.shape[-1] // 2
-    out[0, :, h, w].sum().backward()
+    # im2col keeps the exact zeros this probe counts: Winograd's tile transforms would spread
+    # rounding-sized values (1e-17) onto pixels outside the field
+    with use_algorithm("conv", "im2col"):
+        try:
+            probe(x)
+        except _Reached:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise ValueError(f"empirical_receptive_field: layer {layer!r} did not run in the forward pass")
+        out = captured[0]
+        h, w = out.shape[-2] // 2, out.shape[-1] // 2
+        out[0, :, h, w].sum().backward()
     nonzero = np.argwhere(np.abs(x.grad.numpy()[0]).sum(0) > 0)
     return (int(np.ptp(nonzero[:, 0]) + 1), int(np.ptp(nonzero[:, 1]) + 1))
 

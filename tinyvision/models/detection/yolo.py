@@ -114,7 +114,9 @@ def decode_boxes(boxes_raw: Any, S: int, image_size: tuple[int, int]) -> Any:
 
 
 class YOLOv1(Module):
-    def __init__(self, num_classes: int, grid_boxes: int = 2, image_mean: list | None = None,
+    """The grid detector above; ``num_classes`` defaults to the paper's 20 (PASCAL VOC)."""
+
+    def __init__(self, num_classes: int = 20, grid_boxes: int = 2, image_mean: list | None = None,
                  image_std: list | None = None, score_thresh: float = 0.05, nms_thresh: float = 0.5,
                  detections_per_img: int = 100) -> None:
         super().__init__()
