@@ -28,7 +28,7 @@ import numpy as np
 
 from tinyvision import functional as F
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.models.detection.backbone_utils import IntermediateLayerGetter
+from tinyvision.models._utils import IntermediateLayerGetter
 from tinyvision.models.detection.detr_transformer import Transformer
 from tinyvision.models.detection.position_encoding import PositionEmbeddingSine
 from tinyvision.models.detr import MLP, normalise_images

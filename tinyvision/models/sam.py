@@ -35,7 +35,7 @@ import numpy as np
 
 from tinyvision import functional as F
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.models.detection.backbone_utils import IntermediateLayerGetter
+from tinyvision.models._utils import IntermediateLayerGetter
 from tinyvision.models.detr import MLP, normalise_images
 from tinyvision.models.registry import register_model
 from tinyvision.models.resnet import BasicBlock, ResNet

@@ -11,35 +11,9 @@ from collections import OrderedDict
 from typing import Callable
 
 from tinyvision.autograd.tensor import Tensor
-from tinyvision.nn import Module, ModuleDict
+from tinyvision.models._utils import IntermediateLayerGetter
+from tinyvision.nn import Module
 from tinyvision.ops.feature_pyramid_network import ExtraFPNBlock, FeaturePyramidNetwork, LastLevelMaxPool
-
-# the order in which a ResNet's children run (the module may have registered them otherwise)
-RESNET_STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-
-
-class IntermediateLayerGetter(ModuleDict):
-    """Runs a ResNet's stages in order up to the last one in ``return_layers`` and returns
-    ``{return_layers[name]: output}`` (an OrderedDict). The classifier (avgpool, fc) is dropped,
-    so its keys are those of the trunk."""
-
-    def __init__(self, model: Module, return_layers: dict[str, str]) -> None:
-        missing = set(return_layers) - set(RESNET_STAGES)
-        if missing:
-            raise ValueError(f"IntermediateLayerGetter: {sorted(missing)} are not ResNet stages {RESNET_STAGES}")
-        last = max(RESNET_STAGES.index(name) for name in return_layers)
-        children = dict(model.named_children())
-        super().__init__(OrderedDict((name, children[name]) for name in RESNET_STAGES[:last + 1]))
-        self.return_layers = dict(return_layers)
-
-    def forward(self, x: Tensor) -> "OrderedDict[str, Tensor]":
-        out = OrderedDict()
-        for name, module in self.items():
-            x = module(x)
-            if name in self.return_layers:
-                out[self.return_layers[name]] = x
-        return out
-
 
 class BackboneWithFPN(Module):
     """body (a ResNet trunk) + fpn; ``out_channels`` is the width of every output map."""

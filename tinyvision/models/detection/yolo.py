@@ -32,7 +32,7 @@ from tinyvision.autograd.function import no_grad
 from tinyvision.autograd.tensor import Tensor
 from tinyvision.kernels.compat import array_module
 from tinyvision.models.detection._utils import raw
-from tinyvision.models.detection.backbone_utils import IntermediateLayerGetter
+from tinyvision.models._utils import IntermediateLayerGetter
 from tinyvision.models.detection.retinanet import check_targets
 from tinyvision.models.registry import register_model
 from tinyvision.models.resnet import BasicBlock, ResNet
