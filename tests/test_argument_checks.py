@@ -96,6 +96,9 @@ REFUSED = [
      ["matmul", "other", "list"]),
     ("unfold of 0 channels", lambda: F.unfold(_v(np.ones((1, 0, 4, 4))), 2),
      lambda: TF.unfold(_t(np.ones((1, 0, 4, 4))), 2), ["unfold", "(1, 0, 4, 4)"]),
+    ("sdpa with mixed dtypes", lambda: F.scaled_dot_product_attention(_v(X), _v(X.astype(np.float32)), _v(X)),
+     lambda: TF.scaled_dot_product_attention(_t(X), _t(X.astype(np.float32)), _t(X)),
+     ["scaled_dot_product_attention", "dtype"]),
     ("adaptive_avg_pool2d int64", lambda: F.adaptive_avg_pool2d(_v(XI), 2),
      lambda: TF.adaptive_avg_pool2d(_t(XI), 2), ["adaptive_avg_pool2d", "int64"]),
 ]

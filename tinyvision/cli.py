@@ -298,10 +298,15 @@ def cmd_models(args: argparse.Namespace) -> None:
             return sum(p.numel() for p in create_model(name, **kwargs).parameters())
 
     for name in names:
+        try:
+            total = f"{count(name):>13,}"
+        except TypeError as exc:  # a constructor with a required argument: say which, go on
+            print(f"{name:<26} {'?':>13} parameters  (needs arguments to build: {exc})")
+            continue
         note = ""
         if name.startswith("googlenet"):  # the default keeps torchvision's two auxiliary heads
             note = f"  (with the 2 auxiliary heads; {count(name, aux_logits=False):,} without)"
-        print(f"{name:<26} {count(name):>13,} parameters{note}")
+        print(f"{name:<26} {total} parameters{note}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

@@ -91,6 +91,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         if not isinstance(t, Tensor) or t.ndim < 2 or t.dtype.kind != "f":
             raise TypeError(f"scaled_dot_product_attention: {name} must be a float Tensor of at least 2 dims, "
                             f"got {getattr(t, 'shape', type(t).__name__)}")
+    if len({query.dtype, key.dtype, value.dtype}) != 1 or query.dtype not in (np.float32, np.float64):
+        raise TypeError("scaled_dot_product_attention: query, key and value must share one dtype, float32 or "
+                        f"float64 (the kernels' two), got {query.dtype}, {key.dtype}, {value.dtype}")
     if len({query.device, key.device, value.device}) != 1:
         raise ValueError(f"scaled_dot_product_attention: query, key and value must be on one device, got "
                          f"{query.device}, {key.device}, {value.device}")

@@ -65,7 +65,7 @@ def run_anchors(args: argparse.Namespace) -> None:
     from tinyvision.data import shapes_scenes
 
     if args.checkpoint:
-        from tinyvision.cli import load_checkpoint
+        from tinyvision.train.checkpoint import load_checkpoint
 
         model, config = load_checkpoint(args.checkpoint)
         size = config["image_size"]

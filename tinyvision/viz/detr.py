@@ -98,7 +98,7 @@ def plot_query_centres(centres: np.ndarray, areas: np.ndarray, path: Path) -> Pa
 def run_detr(args: argparse.Namespace) -> None:
     """``tinyvision viz detr --checkpoint C --out DIR``: both pictures on the test scenes."""
     from tinyvision.data.shapes import SEGMENTATION_CLASSES
-    from tinyvision.cli import load_checkpoint   # a bad file is one line, not a traceback
+    from tinyvision.train.checkpoint import load_checkpoint  # the CLI turns its errors into one line
     from tinyvision.train.detect import scene_datasets
 
     if not args.checkpoint:

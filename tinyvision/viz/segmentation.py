@@ -58,7 +58,8 @@ def plot_prediction_grid(images: Sequence[np.ndarray], truths: Sequence[np.ndarr
 def prediction_grid_from_checkpoint(checkpoint: str, path: str | Path, n: int = 6) -> Path:
     """The prediction grid of a ``segment`` checkpoint on the first ``n`` images of its test split."""
     import tinyvision as tv
-    from tinyvision.cli import get_task, load_checkpoint
+    from tinyvision.train.checkpoint import load_checkpoint
+    from tinyvision.train.tasks import get_task
     from tinyvision.data.shapes import SEGMENTATION_CLASSES
     from tinyvision.train.segment import scores_of
 
