@@ -178,15 +178,17 @@ def _grad_matrices(grad: np.ndarray, groups: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- algorithm table
 # Which algorithm computes a convolution on this rung. Winograd applies to 3x3, stride 1,
-# dilation 1, groups 1 (reference/winograd.py); where it applies, the table below (measured
-# with ``python -m benchmarks.kernels conv``, docs/convolution.md section 7) decides:
-#   - few channels (an RGB stem): the GEMMs are tiny either way and im2col's single copy wins;
-#   - F(4x4, 3x3) needs outputs at least 8 wide, else most of its 4x4 tiles hang over the edge;
-#   - otherwise F(4x4, 3x3) for float32 and float64 alike (its error, 1e-6 relative in float32,
-#     is measured in docs/convolution.md).
+# dilation 1, groups 1 (reference/winograd.py); where it applies, the table below decides,
+# from fwd + both gradients of ResNet-18-CIFAR's layers (N32, C->C, 2 threads, 2026-12-05, load
+# ~2; docs/convolution.md section 7), im2col / F(2x2) / F(4x4) in ms:
+#   64ch 32x32: 72.8 / 73.6 / 65.1    128ch 16x16: 48.2 / 45.9 / 40.4
+#   256ch 8x8:  41.8 / 54.5 / 59.2    512ch 4x4:   52.0 / 136.6 / 231.5
+# so F(4x4, 3x3) from 16x16 outputs up, im2col below (small maps: few tiles, many channels,
+# the transforms cost more than the GEMMs save), and im2col for an RGB stem (few channels).
+# F(2x2, 3x3) never won; it stays available to use_algorithm.
 WINOGRAD_TILE = {"winograd2": 2, "winograd4": 4}
 WINOGRAD_MIN_CHANNELS = 16   # min(C_in, C_out) below which im2col runs
-WINOGRAD4_MIN_SIZE = 8       # min(OH, OW) below which F(2x2, 3x3) runs instead of F(4x4, 3x3)
+WINOGRAD_MIN_SIZE = 16       # min(OH, OW) below which im2col runs
 ALGORITHMS = ALGORITHMS["conv"]
 
 
@@ -200,7 +202,7 @@ def algorithm(x_shape: tuple, w_shape: tuple, stride: Pair, padding: Pair, dilat
     if min(x_shape[1], w_shape[0]) < WINOGRAD_MIN_CHANNELS:
         return "im2col"
     out = _out_hw(x_shape[2:], (3, 3), stride, padding, dilation)
-    return "winograd4" if min(out) >= WINOGRAD4_MIN_SIZE else "winograd2"
+    return "winograd4" if min(out) >= WINOGRAD_MIN_SIZE else "im2col"
 
 
 # --------------------------------------------------------------------------- the ladder API
