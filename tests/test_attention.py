@@ -194,6 +194,7 @@ def test_dropout_statistics_and_gradient(rung):
 
 # --------------------------------------------------------------------------- Numba bounds
 
+@pytest.mark.slow  # recompiles every kernel with bounds checks (tens of seconds): make test-slow
 def test_numba_kernels_stay_in_bounds():
     """The fused softmax kernels, compiled with bounds checks: L != S, causal with L > S and
     L < S, single tokens, masks with fully blocked rows, dropout."""

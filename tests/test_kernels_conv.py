@@ -141,6 +141,7 @@ BOUNDSCHECK_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # recompiles every kernel with bounds checks (tens of seconds): make test-slow
 def test_numba_kernels_stay_in_bounds():
     """Run the Numba kernels compiled with bounds checks over edge-case shapes (the helper
     forces the omp threading layer and proves that a bad write inside prange is reported)."""
