@@ -23,6 +23,47 @@ def _index(i: int, n: int, what: str) -> int:
     return i % n
 
 
+class _DictOf:
+    """The dict protocol of ModuleDict and ParameterDict, over the registry named ``_store``
+    (``_modules`` or ``_parameters``); each class says how ``d[key] = value`` registers."""
+
+    _store: str
+
+    def _items(self) -> dict:
+        return getattr(self, self._store)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items()[key]
+
+    def __delitem__(self, key: str) -> None:
+        del self._items()[key]
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._items()
+
+    def keys(self) -> Iterable[str]:
+        return self._items().keys()
+
+    def values(self) -> Iterable[Any]:
+        return self._items().values()
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        return self._items().items()
+
+    def pop(self, key: str) -> Any:
+        return self._items().pop(key)
+
+    def update(self, entries: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        for key, value in (entries.items() if isinstance(entries, Mapping) else entries):
+            self[key] = value
+
+
 class Sequential(Module):
     """Runs its modules in order: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
 
@@ -115,47 +156,18 @@ class ModuleList(Module):
         self.extend(items)
 
 
-class ModuleDict(Module):
+class ModuleDict(_DictOf, Module):
     """An ordered dict of modules, registered as children under their keys."""
+
+    _store = "_modules"
 
     def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
         super().__init__()
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key: str) -> Module:
-        return self._modules[key]
-
     def __setitem__(self, key: str, module: Module) -> None:
         self.add_module(key, module)
-
-    def __delitem__(self, key: str) -> None:
-        del self._modules[key]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._modules)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._modules
-
-    def keys(self) -> Iterable[str]:
-        return self._modules.keys()
-
-    def values(self) -> Iterable[Module]:
-        return self._modules.values()
-
-    def items(self) -> Iterable[tuple[str, Module]]:
-        return self._modules.items()
-
-    def pop(self, key: str) -> Module:
-        return self._modules.pop(key)
-
-    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
-        for key, module in (modules.items() if isinstance(modules, Mapping) else modules):
-            self.add_module(key, module)
 
 
 def _as_parameter(value: Any, where: str) -> Parameter:
@@ -212,47 +224,18 @@ class ParameterList(Module):
         return "\n".join(f"({i}): {_describe(p)}" for i, p in enumerate(self))
 
 
-class ParameterDict(Module):
+class ParameterDict(_DictOf, Module):
     """An ordered dict of Parameters keyed by str."""
+
+    _store = "_parameters"
 
     def __init__(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None) -> None:
         super().__init__()
         if parameters is not None:
             self.update(parameters)
 
-    def __getitem__(self, key: str) -> Parameter:
-        return self._parameters[key]
-
     def __setitem__(self, key: str, value: Any) -> None:
         self.register_parameter(key, _as_parameter(value, "ParameterDict"))
-
-    def __delitem__(self, key: str) -> None:
-        del self._parameters[key]
-
-    def __len__(self) -> int:
-        return len(self._parameters)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._parameters)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._parameters
-
-    def keys(self) -> Iterable[str]:
-        return self._parameters.keys()
-
-    def values(self) -> Iterable[Parameter]:
-        return self._parameters.values()
-
-    def items(self) -> Iterable[tuple[str, Parameter]]:
-        return self._parameters.items()
-
-    def pop(self, key: str) -> Parameter:
-        return self._parameters.pop(key)
-
-    def update(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
-        for key, value in (parameters.items() if isinstance(parameters, Mapping) else parameters):
-            self[key] = value
 
     def extra_repr(self) -> str:
         return "\n".join(f"({k}): {_describe(p)}" for k, p in self.items())
