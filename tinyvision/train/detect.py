@@ -166,14 +166,11 @@ class DetectTask(Task):
         return collate
 
     def predict(self, model: Any, config: dict[str, Any], args: argparse.Namespace) -> None:
-        from tinyvision.data.folder import load_image
         from tinyvision.data.shapes import SEGMENTATION_CLASSES
-        from tinyvision.data.functional import resize
+        from tinyvision.train.checkpoint import prepare_image
 
-        image = load_image(args.image)[:3]
-        size = config["image_size"]
-        if image.shape[-2:] != (size, size):
-            image = resize(image, (size, size))
+        image, steps = prepare_image(args.image, 3, config["image_size"])
+        print("preprocessing: " + "; ".join(steps))
         model.eval()
         with tv.no_grad():
             detections = to_numpy(model([tv.tensor(image)]))[0]

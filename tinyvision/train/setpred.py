@@ -121,15 +121,12 @@ class DETRTask(Task):
         return collate
 
     def predict(self, model: Any, config: dict[str, Any], args: argparse.Namespace) -> None:
-        from tinyvision.data.folder import load_image
-        from tinyvision.data.functional import resize
         from tinyvision.data.shapes import SEGMENTATION_CLASSES
+        from tinyvision.train.checkpoint import prepare_image
         from tinyvision.viz.detr import decoder_attention, plot_decoder_attention
 
-        image = load_image(args.image)[:3]
-        size = config["image_size"]
-        if image.shape[-2:] != (size, size):
-            image = resize(image, (size, size))
+        image, steps = prepare_image(args.image, 3, config["image_size"])
+        print("preprocessing: " + "; ".join(steps))
         detections, attention = decoder_attention(model, image)
         order = np.argsort(-detections["scores"], kind="stable")
         for i in order[:args.topk]:
