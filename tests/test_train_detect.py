@@ -114,6 +114,8 @@ def test_predict_prints_and_draws_detections(tmp_path, monkeypatch, capsys):
     model.head.classification_head.cls_logits.bias.data[:] = 0.0   # scores ~0.5: detections to draw
     task.predict(model, {"image_size": 64}, argparse.Namespace(image=str(tmp_path / "scene.png"), topk=2))
     lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("preprocessing: ") and "resized to 64x64" in lines[0]
+    lines = lines[1:]
     assert len(lines) == 3 and lines[0].split()[0] in ("background", "circle", "square", "triangle")  # untrained
     assert lines[-1] == "wrote scene_detect.png" and (tmp_path / "scene_detect.png").stat().st_size > 0
 
